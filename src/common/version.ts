@@ -1,4 +1,7 @@
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
+
+import { packageRoot } from "./paths.js";
 
 /** The Docker Engine API version whose shapes the REST API follows. */
 export const dockerApiVersion = "1.47";
@@ -6,9 +9,7 @@ export const dockerApiVersion = "1.47";
 export const dockerMinApiVersion = "1.24";
 
 function readPackageVersion(): string {
-  // dist/src/common/version.js -> package.json at the repository (or install) root.
-  const text = readFileSync(new URL("../../../package.json", import.meta.url), "utf8");
-  const parsed: unknown = JSON.parse(text);
+  const parsed: unknown = JSON.parse(readFileSync(join(packageRoot, "package.json"), "utf8"));
   if (typeof parsed === "object" && parsed !== null && "version" in parsed) {
     const { version } = parsed;
     if (typeof version === "string") return version;

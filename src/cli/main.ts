@@ -1,0 +1,65 @@
+import type { Writable } from "node:stream";
+
+import { Command, CommanderError } from "commander";
+
+import { errorMessage } from "../common/errors.js";
+import { shoalVersion } from "../common/version.js";
+import { DaemonResponseError } from "./client.js";
+import { registerSystemCommands } from "./commands/system.js";
+import { createCliContext } from "./context.js";
+
+/**
+ * Command groups the cluster work fills in; each names the issue-level feature it will
+ * carry, so `shoal service` today says plainly that it is not there yet.
+ */
+const plannedGroups = [
+  { name: "swarm", description: "Manage the swarm (init, join, join-token, leave)" },
+  { name: "node", description: "Manage swarm nodes" },
+  { name: "service", description: "Manage services" },
+  { name: "stack", description: "Manage stacks of services" },
+] as const;
+
+export interface CliOptions {
+  env: Readonly<Record<string, string | undefined>>;
+  out: Writable;
+  err: Writable;
+}
+
+export function buildProgram(options: CliOptions): Command {
+  const program = new Command("shoal")
+    .description("Drive a shoal cluster: nodes, services and containers.")
+    .version(shoalVersion, "-v, --version", "print the client version")
+    .option("-H, --host <host>", "daemon socket (unix:///path or tcp://host:port); env SHOAL_HOST")
+    .showHelpAfterError()
+    .exitOverride();
+  const context = createCliContext({
+    host: () => program.opts<{ host?: string }>().host,
+    env: options.env,
+    out: options.out,
+    err: options.err,
+  });
+  registerSystemCommands(program, context);
+  for (const group of plannedGroups) {
+    program
+      .command(group.name)
+      .description(`${group.description} (not in this release yet)`)
+      .action(() => {
+        throw new Error(`"shoal ${group.name}" has no commands in shoal ${shoalVersion} yet`);
+      });
+  }
+  return program;
+}
+
+/** Runs the CLI and returns the process exit code. */
+export async function runCli(argv: readonly string[], options: CliOptions): Promise<number> {
+  const program = buildProgram(options);
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode;
+    const message = error instanceof DaemonResponseError ? `Error response from daemon: ${error.message}` : `Error: ${errorMessage(error)}`;
+    options.err.write(`${message}\n`);
+    return 1;
+  }
+}
