@@ -1,4 +1,5 @@
-import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from "node:http";
+import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders } from "node:http";
+import type { Readable } from "node:stream";
 
 import { InvalidArgumentError, UnavailableError, errorMessage } from "../common/errors.js";
 import { dockerApiVersion } from "../common/version.js";
@@ -46,7 +47,10 @@ export interface ApiResponse {
 
 export interface RequestOptions {
   query?: Record<string, string | number | boolean | undefined>;
+  /** A JSON body. */
   body?: unknown;
+  /** A streamed body (an image archive), sent with `contentType`. */
+  upload?: { stream: Readable; contentType: string };
   signal?: AbortSignal;
 }
 
@@ -63,19 +67,30 @@ export class ApiClient {
     const search = query.size === 0 ? "" : `?${query.toString()}`;
     const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
     const target = this.address.kind === "unix" ? { socketPath: this.address.path } : { host: this.address.host, port: this.address.port };
+    const headers: OutgoingHttpHeaders =
+      options.upload !== undefined
+        ? { "content-type": options.upload.contentType, "transfer-encoding": "chunked" }
+        : payload === undefined
+          ? {}
+          : { "content-type": "application/json", "content-length": Buffer.byteLength(payload) };
     return new Promise((resolve, reject) => {
       const request = httpRequest(
         {
           ...target,
           method,
           path: `/v${dockerApiVersion}${path}${search}`,
-          headers: payload === undefined ? {} : { "content-type": "application/json", "content-length": Buffer.byteLength(payload) },
+          headers,
           ...(options.signal === undefined ? {} : { signal: options.signal }),
         },
         (response) => resolve({ status: response.statusCode ?? 0, headers: response.headers, body: response }),
       );
       request.on("error", (error) => reject(this.#unreachable(error)));
-      request.end(payload);
+      if (options.upload === undefined) {
+        request.end(payload);
+        return;
+      }
+      options.upload.stream.on("error", (error) => request.destroy(error));
+      options.upload.stream.pipe(request);
     });
   }
 
@@ -103,7 +118,8 @@ export class ApiClient {
   }
 }
 
-async function readAll(stream: IncomingMessage): Promise<string> {
+/** Reads a whole response body as text. */
+export async function readAll(stream: IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk)));
   return Buffer.concat(chunks).toString("utf8");

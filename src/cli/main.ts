@@ -5,6 +5,8 @@ import { Command, CommanderError } from "commander";
 import { errorMessage } from "../common/errors.js";
 import { shoalVersion } from "../common/version.js";
 import { DaemonResponseError } from "./client.js";
+import { registerContainerCommands } from "./commands/container.js";
+import { registerImageCommands } from "./commands/image.js";
 import { registerSystemCommands } from "./commands/system.js";
 import { createCliContext } from "./context.js";
 
@@ -25,11 +27,12 @@ export interface CliOptions {
   err: Writable;
 }
 
-export function buildProgram(options: CliOptions): Command {
+export function buildProgram(options: CliOptions, setExitCode: (code: number) => void = () => undefined): Command {
   const program = new Command("shoal")
     .description("Drive a shoal cluster: nodes, services and containers.")
     .version(shoalVersion, "-v, --version", "print the client version")
     .option("-H, --host <host>", "daemon socket (unix:///path or tcp://host:port); env SHOAL_HOST")
+    .enablePositionalOptions()
     .showHelpAfterError()
     .exitOverride();
   const context = createCliContext({
@@ -39,6 +42,8 @@ export function buildProgram(options: CliOptions): Command {
     err: options.err,
   });
   registerSystemCommands(program, context);
+  registerContainerCommands(program, context, setExitCode);
+  registerImageCommands(program, context);
   for (const group of plannedGroups) {
     program
       .command(group.name)
@@ -52,10 +57,13 @@ export function buildProgram(options: CliOptions): Command {
 
 /** Runs the CLI and returns the process exit code. */
 export async function runCli(argv: readonly string[], options: CliOptions): Promise<number> {
-  const program = buildProgram(options);
+  let exitCode = 0;
+  const program = buildProgram(options, (code) => {
+    exitCode = code;
+  });
   try {
     await program.parseAsync(argv, { from: "user" });
-    return 0;
+    return exitCode;
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode;
     const message = error instanceof DaemonResponseError ? `Error response from daemon: ${error.message}` : `Error: ${errorMessage(error)}`;
