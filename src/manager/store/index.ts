@@ -1,0 +1,32 @@
+export {
+  codecFormatVersion,
+  decodeStoreChanges,
+  decodeStoreSnapshot,
+  encodeStoreChanges,
+  encodeStoreSnapshot,
+  entryChangesMax,
+  transactionChangesMax,
+} from "./codec.js";
+export type { StoreSnapshotContent } from "./codec.js";
+export { MemoryStore } from "./memory-store.js";
+export type { Batch, MemoryStoreOptions, WatchOptions } from "./memory-store.js";
+export { changeActions, objectKinds } from "./types.js";
+export type {
+  ChangeAction,
+  CommonQuery,
+  NewObject,
+  ObjectByKind,
+  ObjectKind,
+  Proposer,
+  QueryFor,
+  ReadTx,
+  StoreChange,
+  StoreChangeOf,
+  StoreEvent,
+  StoreObject,
+  StoreObjectEvent,
+  StoreObjectEventOf,
+  TaskQuery,
+  WriteTx,
+} from "./types.js";
+export { watchQueueEventsMax } from "./watch.js";
