@@ -1,5 +1,6 @@
 import { chmod, rm } from "node:fs/promises";
-import { createServer, type Server } from "node:http";
+import { STATUS_CODES, createServer, type IncomingMessage, type Server } from "node:http";
+import type { Duplex } from "node:stream";
 
 import { fastify, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 
@@ -10,9 +11,37 @@ import type { Logger } from "../common/logger.js";
 /** Adds a group of routes (system, containers, images, ...) to the API. */
 export type RouteRegistrar = (app: FastifyInstance) => void;
 
+/**
+ * A route that takes over the connection (`Connection: Upgrade`), as the Docker CLI asks
+ * for exec and attach streams. Node hands such requests to the server's "upgrade" event,
+ * past fastify, so they are matched here.
+ */
+export interface UpgradeRoute {
+  readonly method: string;
+  /** Matched against the path without its /vX.Y prefix and query; groups become params. */
+  readonly path: RegExp;
+  /**
+   * Answers on the raw socket: write the 101 response, stream, then end the socket. A
+   * throw before anything is written becomes a JSON error response.
+   */
+  handle(request: UpgradeRequest, socket: Duplex): Promise<void>;
+}
+
+export interface UpgradeRequest {
+  readonly params: readonly string[];
+  readonly query: URLSearchParams;
+  readonly body: unknown;
+  /** Fires when the client goes away. */
+  readonly signal: AbortSignal;
+}
+
+/** Largest JSON body an upgrade request may carry. */
+export const upgradeBodyBytesMax = 1024 * 1024;
+
 export interface ApiServerOptions {
   logger: Logger;
   registrars: readonly RouteRegistrar[];
+  upgrades?: readonly UpgradeRoute[];
 }
 
 /** Where the API listens: a unix socket path, or a TCP host and port (port 0 = any free). */
@@ -128,6 +157,78 @@ function buildApp(options: ApiServerOptions): FastifyInstance {
   return app;
 }
 
+function readUpgradeBody(request: IncomingMessage, socket: Duplex, head: Buffer): Promise<unknown> {
+  const length = Number(request.headers["content-length"] ?? 0);
+  if (!Number.isInteger(length) || length < 0 || length > upgradeBodyBytesMax) {
+    return Promise.reject(Object.assign(new Error(`request body must be at most ${upgradeBodyBytesMax} bytes`), { statusCode: 400 }));
+  }
+  return new Promise((resolve, reject) => {
+    let received = head;
+    const finish = (): void => {
+      socket.off("data", onData);
+      socket.off("error", reject);
+      if (received.length > length) socket.unshift(received.subarray(length));
+      const text = received.subarray(0, length).toString("utf8").trim();
+      try {
+        resolve(text === "" ? undefined : JSON.parse(text));
+      } catch {
+        reject(Object.assign(new Error("invalid JSON body"), { statusCode: 400 }));
+      }
+    };
+    const onData = (chunk: Buffer): void => {
+      received = Buffer.concat([received, chunk]);
+      if (received.length >= length) finish();
+    };
+    if (received.length >= length) {
+      finish();
+      return;
+    }
+    socket.on("data", onData);
+    socket.once("error", reject);
+  });
+}
+
+function writeUpgradeError(socket: Duplex, status: number, message: string): void {
+  const body = JSON.stringify({ message });
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Error"}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+}
+
+function matchUpgradeRoute(routes: readonly UpgradeRoute[], method: string, path: string): { route: UpgradeRoute; params: string[] } | undefined {
+  for (const route of routes) {
+    const match = route.method === method ? route.path.exec(path) : null;
+    if (match !== null) return { route, params: match.slice(1).map((part) => decodeURIComponent(part ?? "")) };
+  }
+  return undefined;
+}
+
+function handleUpgrade(options: ApiServerOptions) {
+  const logger = options.logger;
+  return (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const url = new URL(request.url ?? "/", "http://shoal");
+    const path = url.pathname.replace(versionPrefix, "");
+    const found = matchUpgradeRoute(options.upgrades ?? [], request.method ?? "", path);
+    if (found === undefined) {
+      writeUpgradeError(socket, 404, `page not found: ${request.method ?? ""} ${path}`);
+      return;
+    }
+    const { route, params } = found;
+    const controller = new AbortController();
+    socket.once("close", () => controller.abort(new Error("client went away")));
+    readUpgradeBody(request, socket, head)
+      .then((body) => route.handle({ params, query: url.searchParams, body, signal: controller.signal }, socket))
+      .catch((error: unknown) => {
+        if (socket.writableEnded || socket.destroyed) return;
+        if (isShoalError(error)) {
+          writeUpgradeError(socket, error.httpStatus, error.message);
+          return;
+        }
+        const statusCode = error instanceof Error && "statusCode" in error && typeof error.statusCode === "number" ? error.statusCode : 500;
+        if (statusCode === 500) logger.error({ err: error, url: request.url }, "upgrade request failed");
+        writeUpgradeError(socket, statusCode, errorMessage(error));
+      });
+  };
+}
+
 function listenOn(server: Server, listener: ApiListener): Promise<string> {
   return new Promise((resolve, reject) => {
     server.once("error", reject);
@@ -161,6 +262,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
       }
       const server = createServer((request, response) => app.routing(request, response));
       server.keepAliveTimeout = 60_000;
+      server.on("upgrade", handleUpgrade(options));
       const address = await listenOn(server, listener);
       servers.push(server);
       if (listener.kind === "unix") {
