@@ -1,0 +1,12 @@
+export { GlobalOrchestrator } from "./global.js";
+export type { OrchestratorOptions } from "./options.js";
+export { slotTasksToDelete, TaskReaper } from "./reaper.js";
+export { reconciledChannel, reconcileRetryDelayMs, reconcileRetryDelayMsMax, runReconcileLoop } from "./reconcile-loop.js";
+export type { ReconciledMessage, ReconcileLoopOptions, Reconciler } from "./reconcile-loop.js";
+export { runOrchestrators } from "./orchestrators.js";
+export { ReplicatedOrchestrator } from "./replicated.js";
+export { delayedStartRetryMs, delayedStartsMax, replaceTask, restartConditionMet, restartsCounted, RestartSupervisor } from "./restart.js";
+export { applyTaskActions, removeServiceTasksActions, setDesiredStateAction } from "./service-tasks.js";
+export type { TaskAction } from "./service-tasks.js";
+export { isHistoricTask, isLiveTask, isNodeUsable, newServiceTask, taskCreatedState, taskSlotKey } from "./task.js";
+export type { NewTaskOptions } from "./task.js";

@@ -1,0 +1,10 @@
+export {
+  commitDebounceGapMs,
+  commitLatencyMsMax,
+  needsPlacement,
+  passRetryDelayMs,
+  passRetryDelayMsMax,
+  Scheduler,
+  taskAssignedChannel,
+} from "./scheduler.js";
+export type { SchedulerOptions, TaskAssignedMessage } from "./scheduler.js";

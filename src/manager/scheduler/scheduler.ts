@@ -1,0 +1,249 @@
+import diagnosticsChannel from "node:diagnostics_channel";
+
+import { systemClock, type Clock } from "../../common/clock.js";
+import { errorMessage, ResourceExhaustedError } from "../../common/errors.js";
+import type { Logger } from "../../common/logger.js";
+import { isTerminalTaskState, taskStateRank, type Node, type Task } from "../objects/index.js";
+import type { MemoryStore, StoreEvent, StoreObjectEvent } from "../store/index.js";
+import { buildNodeInfos, scheduleTasks } from "../../scheduler/index.js";
+
+/** A pass waits until no relevant commit arrived for this long (swarmkit scheduler.go commitDebounceGap)... */
+export const commitDebounceGapMs = 50;
+/** ...but never longer than this after the first change it is waiting on (maxLatency). */
+export const commitLatencyMsMax = 1_000;
+/** First wait before retrying a pass that failed (a lost write race, leadership moving); doubles per failure. */
+export const passRetryDelayMs = 200;
+export const passRetryDelayMsMax = 10_000;
+
+/**
+ * Published after every pass that had tasks to place:
+ * `{ assigned, unschedulable, written, durationMs, version }` (counts, never task objects).
+ */
+export const taskAssignedChannel = diagnosticsChannel.channel("shoal:scheduler:task-assigned");
+
+export interface TaskAssignedMessage {
+  assigned: number;
+  unschedulable: number;
+  /** Tasks whose store object changed (unschedulable tasks whose message is unchanged are not rewritten). */
+  written: number;
+  durationMs: number;
+  version: number;
+}
+
+const runningRank = taskStateRank("running");
+
+/** A task waiting for a node: not yet assigned, and meant to run (now or after a restart delay). */
+export function needsPlacement(task: Task): boolean {
+  return (task.status.state === "new" || task.status.state === "pending") && taskStateRank(task.desiredState) <= runningRank;
+}
+
+/** A task that holds resources on its node: placed and not yet ended. */
+function holdsResources(task: Task): boolean {
+  return task.nodeId !== "" && !needsPlacement(task) && !isTerminalTaskState(task.status.state);
+}
+
+/** Whether an event can change what a pass would decide. The scheduler's own writes cannot. */
+function eventMatters(event: StoreObjectEvent): boolean {
+  switch (event.kind) {
+    case "node":
+      return true;
+    case "task":
+      if (event.type === "created") return needsPlacement(event.object);
+      if (event.type === "deleted") return holdsResources(event.object);
+      return (
+        (needsPlacement(event.object) && !needsPlacement(event.previous)) ||
+        holdsResources(event.object) !== holdsResources(event.previous)
+      );
+    case "service":
+    case "cluster":
+      return false;
+  }
+}
+
+interface TaskWrite {
+  read: Task;
+  nodeId: string;
+  message: string;
+}
+
+export interface SchedulerOptions {
+  store: MemoryStore;
+  logger: Logger;
+  clock?: Clock;
+}
+
+/**
+ * The scheduler's driver (swarmkit manager/scheduler/scheduler.go): watches for tasks that
+ * need a node and for changes that free or add capacity, waits for commits to stop
+ * arriving (commitDebounceGapMs, at most commitLatencyMsMax), then reads nodes and tasks
+ * once, places every waiting task in one call to the pure scheduleTasks, and writes the
+ * assignments (state "assigned", nodeId) in one batch. Tasks no node can take move to
+ * "pending" with the reason as their status message, written only when it changed.
+ */
+export class Scheduler {
+  readonly #store: MemoryStore;
+  readonly #logger: Logger;
+  readonly #clock: Clock;
+  #signal: AbortSignal | undefined;
+  #waiting: { firstAt: number; lastAt: number } | undefined;
+  #cancelTimer: (() => void) | undefined;
+  #pass: Promise<void> | undefined;
+  #passAgain = false;
+  #retryDelayMs = passRetryDelayMs;
+  /** Set once run() is leaving, so no timer starts a pass after it returned. */
+  #stopped = false;
+
+  constructor(options: SchedulerOptions) {
+    this.#store = options.store;
+    this.#logger = options.logger.child({ component: "scheduler" });
+    this.#clock = options.clock ?? systemClock;
+  }
+
+  /**
+   * Schedules until `signal` fires; returns once the last pass has finished. Rejects with
+   * the watch's error when the store fails it for a reason other than falling behind
+   * (UnavailableError once the store is closed).
+   */
+  async run(signal: AbortSignal): Promise<void> {
+    this.#signal = signal;
+    this.#stopped = false;
+    try {
+      while (!signal.aborted) {
+        const events = this.#store.watch({ signal, filter: (event: StoreEvent) => event.type === "restored" || (event.type !== "commit" && eventMatters(event)) });
+        try {
+          // A new leader places whatever was left waiting.
+          this.#startPass();
+          for await (const event of events) {
+            if (event.type === "restored") this.#startPass();
+            else this.#noteChange();
+          }
+        } catch (error) {
+          if (signal.aborted) break;
+          if (!(error instanceof ResourceExhaustedError)) throw error;
+          this.#logger.warn({ err: errorMessage(error) }, "fell behind the store; re-reading everything");
+        } finally {
+          await events.return?.();
+        }
+      }
+    } finally {
+      this.#stopped = true;
+      this.#cancelTimer?.();
+      this.#cancelTimer = undefined;
+      await this.#pass;
+    }
+  }
+
+  /** Arms (or moves) the debounce timer after a relevant commit. */
+  #noteChange(): void {
+    if (this.#stopped || this.#signal?.aborted !== false) return;
+    const now = this.#clock.now();
+    this.#waiting = this.#waiting === undefined ? { firstAt: now, lastAt: now } : { firstAt: this.#waiting.firstAt, lastAt: now };
+    const dueAt = Math.min(this.#waiting.lastAt + commitDebounceGapMs, this.#waiting.firstAt + commitLatencyMsMax);
+    this.#cancelTimer?.();
+    this.#cancelTimer = this.#clock.setTimer(dueAt - now, () => {
+      this.#cancelTimer = undefined;
+      this.#startPass();
+    });
+  }
+
+  #startPass(): void {
+    if (this.#stopped || this.#signal?.aborted !== false) return;
+    if (this.#pass !== undefined) {
+      this.#passAgain = true;
+      return;
+    }
+    this.#waiting = undefined;
+    this.#cancelTimer?.();
+    this.#cancelTimer = undefined;
+    this.#pass = this.#runPass().finally(() => {
+      this.#pass = undefined;
+      if (this.#passAgain) {
+        this.#passAgain = false;
+        this.#startPass();
+      }
+    });
+  }
+
+  async #runPass(): Promise<void> {
+    const signal = this.#signal;
+    if (signal === undefined || signal.aborted) return;
+    try {
+      await this.#placeWaitingTasks(signal);
+      this.#retryDelayMs = passRetryDelayMs;
+    } catch (error) {
+      if (signal.aborted) return;
+      this.#logger.warn({ err: errorMessage(error), retryInMs: this.#retryDelayMs }, "scheduling pass failed; retrying");
+      this.#cancelTimer?.();
+      this.#cancelTimer = this.#clock.setTimer(this.#retryDelayMs, () => {
+        this.#cancelTimer = undefined;
+        this.#startPass();
+      });
+      this.#retryDelayMs = Math.min(this.#retryDelayMs * 2, passRetryDelayMsMax);
+    }
+  }
+
+  async #placeWaitingTasks(signal: AbortSignal): Promise<void> {
+    const startedAt = this.#clock.now();
+    const { nodes, waiting, holding } = this.#store.view((tx) => {
+      const tasks = tx.find("task");
+      return { nodes: tx.find("node"), waiting: tasks.filter(needsPlacement), holding: tasks.filter(holdsResources) };
+    });
+    if (waiting.length === 0) return;
+    const writes = this.#decide(nodes, { waiting, holding });
+    const written = await this.#commit(writes, signal);
+    const assigned = writes.filter((write) => write.nodeId !== "").length;
+    const message: TaskAssignedMessage = {
+      assigned,
+      unschedulable: waiting.length - assigned,
+      written,
+      durationMs: this.#clock.now() - startedAt,
+      version: this.#store.version,
+    };
+    if (taskAssignedChannel.hasSubscribers) taskAssignedChannel.publish(message);
+    this.#logger.debug(message, "scheduling pass");
+  }
+
+  /** The writes a pass makes: every assignment, and unschedulable tasks whose state or message changes. */
+  #decide(nodes: readonly Node[], tasks: { waiting: readonly Task[]; holding: readonly Task[] }): TaskWrite[] {
+    const result = scheduleTasks(buildNodeInfos(nodes, tasks.holding), tasks.waiting);
+    const writes: TaskWrite[] = [];
+    for (const task of tasks.waiting) {
+      const nodeId = result.assignments.get(task.id);
+      if (nodeId !== undefined) {
+        writes.push({ read: task, nodeId, message: "assigned by the scheduler" });
+        continue;
+      }
+      const message = result.unschedulable.get(task.id) ?? "no suitable node";
+      if (task.status.state !== "pending" || task.status.message !== message) writes.push({ read: task, nodeId: "", message });
+    }
+    return writes;
+  }
+
+  /** Writes the pass's decisions; a task changed since it was read is skipped and looked at again in another pass. */
+  async #commit(writes: readonly TaskWrite[], signal: AbortSignal): Promise<number> {
+    if (writes.length === 0) return 0;
+    let written = 0;
+    let skipped = 0;
+    const now = this.#clock.now();
+    await this.#store.batch(
+      async (batch) => {
+        for (const write of writes) {
+          await batch.update((tx) => {
+            const current = tx.get("task", write.read.id);
+            if (current === undefined || current.meta.version !== write.read.meta.version) {
+              skipped += 1;
+              return;
+            }
+            const state = write.nodeId === "" ? "pending" : "assigned";
+            const nodeId = write.nodeId === "" ? current.nodeId : write.nodeId;
+            tx.update("task", { ...current, nodeId, status: { ...current.status, state, timestamp: now, message: write.message } });
+            written += 1;
+          });
+        }
+      },
+      { signal },
+    );
+    if (skipped > 0) this.#noteChange();
+    return written;
+  }
+}

@@ -1,0 +1,131 @@
+import assert from "node:assert/strict";
+import diagnosticsChannel from "node:diagnostics_channel";
+import { test, type TestContext } from "node:test";
+
+import { parseServiceSpec, type Service } from "../../../src/manager/objects/index.js";
+import { newServiceTask } from "../../../src/manager/orchestrator/index.js";
+import { commitDebounceGapMs, commitLatencyMsMax, Scheduler, type TaskAssignedMessage } from "../../../src/manager/scheduler/index.js";
+import type { MemoryStore, StoreEvent } from "../../../src/manager/store/index.js";
+import { FakeClock } from "../../helpers/fake-clock.js";
+import { addNodes, advanceUntil, counterIds, makeNode, newStore, quiesce, silentLogger, tasksOf, updateNode } from "../orchestrator/fixtures.js";
+
+interface SchedulerHarness {
+  store: MemoryStore;
+  clock: FakeClock;
+  service: Service;
+  newId: () => string;
+}
+
+async function startScheduler(t: TestContext, options: { constraints?: string[] } = {}): Promise<SchedulerHarness> {
+  const clock = new FakeClock();
+  const store = newStore(clock);
+  const spec = parseServiceSpec({ name: "web", taskTemplate: { containerSpec: { image: "busybox" }, placement: { constraints: options.constraints ?? [] } } });
+  const service = await store.update((tx) => tx.create("service", { id: "s1", spec, specVersion: 1 }));
+  const stored = store.view((tx) => tx.get("service", service.id));
+  assert.ok(stored !== undefined);
+  const controller = new AbortController();
+  const running = new Scheduler({ store, logger: silentLogger, clock }).run(controller.signal);
+  t.after(async () => {
+    controller.abort();
+    await running;
+  });
+  return { store, clock, service: stored, newId: counterIds(99) };
+}
+
+async function createTask(harness: SchedulerHarness, slot: number): Promise<string> {
+  const { store, service, clock } = harness;
+  const task = await store.update((tx) =>
+    tx.create("task", newServiceTask({ id: harness.newId(), service, slot, nodeId: "", attempt: 0, desiredState: "running", now: clock.now(), message: "created" })),
+  );
+  return task.id;
+}
+
+/** Store versions whose commit moved at least one task to "assigned". */
+function watchAssignmentCommits(t: TestContext, store: MemoryStore): Set<number> {
+  const versions = new Set<number>();
+  const controller = new AbortController();
+  t.after(() => controller.abort());
+  const events = store.watch({ signal: controller.signal });
+  void (async () => {
+    for await (const event of events as AsyncIterable<StoreEvent>) {
+      if (event.type === "updated" && event.kind === "task" && event.object.status.state === "assigned" && event.previous.status.state !== "assigned") {
+        versions.add(event.version);
+      }
+    }
+  })();
+  return versions;
+}
+
+function subscribeAssigned(t: TestContext): TaskAssignedMessage[] {
+  const messages: TaskAssignedMessage[] = [];
+  const channel = diagnosticsChannel.channel("shoal:scheduler:task-assigned");
+  const listener = (message: unknown): void => {
+    messages.push(message as TaskAssignedMessage);
+  };
+  channel.subscribe(listener);
+  t.after(() => channel.unsubscribe(listener));
+  return messages;
+}
+
+test("the scheduler batches: 20 tasks created in 20 commits are assigned in one commit", async (t) => {
+  const harness = await startScheduler(t);
+  const { store, clock } = harness;
+  await addNodes(store, ["n1", "n2", "n3", "n4"]);
+  await advanceUntil(harness, "node pass done", () => true);
+  const commits = watchAssignmentCommits(t, store);
+  const messages = subscribeAssigned(t);
+  const ids: string[] = [];
+  for (let slot = 1; slot <= 20; slot += 1) ids.push(await createTask(harness, slot));
+  await quiesce(store);
+  assert.ok(tasksOf(store, "s1").every((task) => task.status.state === "new"), "nothing is placed before the debounce gap");
+  clock.advance(commitDebounceGapMs);
+  await advanceUntil(harness, "all assigned", () => tasksOf(store, "s1").every((task) => task.status.state === "assigned"), { stepMs: 1, limitMs: 10 });
+  assert.equal(commits.size, 1, "one commit carries every assignment");
+  assert.deepEqual(
+    messages.filter((message) => message.assigned > 0).map((message) => message.assigned),
+    [20],
+  );
+  const perNode = new Map<string, number>();
+  for (const task of tasksOf(store, "s1")) perNode.set(task.nodeId, (perNode.get(task.nodeId) ?? 0) + 1);
+  assert.deepEqual([...perNode.values()], [5, 5, 5, 5]);
+});
+
+test("a steady stream of commits delays a pass by at most commitLatencyMsMax", async (t) => {
+  const harness = await startScheduler(t);
+  const { store, clock } = harness;
+  await addNodes(store, ["n1"]);
+  await advanceUntil(harness, "node pass done", () => true);
+  const firstAt = clock.now();
+  const firstId = await createTask(harness, 1);
+  const assigned = (): boolean => store.view((tx) => tx.get("task", firstId))?.status.state === "assigned";
+  let slot = 2;
+  // A new task every 40 ms never leaves a 50 ms gap.
+  while (!assigned()) {
+    assert.ok(clock.now() - firstAt <= commitLatencyMsMax, "placed within the latency bound");
+    clock.advance(commitDebounceGapMs - 10);
+    await createTask(harness, slot++);
+    await quiesce(store);
+  }
+  assert.ok(clock.now() - firstAt >= commitLatencyMsMax - commitDebounceGapMs, "the debounce held the pass while commits kept coming");
+});
+
+test("a task no node can take is left pending with the reason, written once, and placed when a node fits", async (t) => {
+  const harness = await startScheduler(t, { constraints: ["node.labels.zone==mars"] });
+  const { store, clock } = harness;
+  await addNodes(store, ["n1", "n2", "n3"]);
+  const id = await createTask(harness, 1);
+  const read = (): ReturnType<typeof tasksOf>[number] | undefined => store.view((tx) => tx.get("task", id));
+  await advanceUntil(harness, "pending", () => read()?.status.state === "pending");
+  assert.equal(read()?.status.message, "no suitable node (scheduling constraints not satisfied on 3 nodes)");
+  const version = read()?.meta.version;
+
+  // Another pass (a node changed) with the same verdict does not rewrite the task.
+  await updateNode(store, "n1", (node) => ({ ...node, status: { ...node.status, addr: "10.0.0.1" } }));
+  clock.advance(commitLatencyMsMax);
+  await quiesce(store);
+  assert.equal(read()?.meta.version, version, "unchanged explanation, unchanged task");
+
+  await store.update((tx) => tx.create("node", makeNode("n4", { labels: { zone: "mars" } })));
+  await advanceUntil(harness, "assigned", () => read()?.status.state === "assigned");
+  assert.equal(read()?.nodeId, "n4");
+});
