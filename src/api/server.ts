@@ -2,7 +2,7 @@ import { chmod, rm } from "node:fs/promises";
 import { STATUS_CODES, createServer, type IncomingMessage, type Server } from "node:http";
 import type { Duplex } from "node:stream";
 
-import { fastify, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import { LogController, fastify, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 
 import { dockerApiVersion, dockerMinApiVersion } from "../common/version.js";
 import { errorMessage, isShoalError } from "../common/errors.js";
@@ -114,7 +114,8 @@ function buildApp(options: ApiServerOptions): FastifyInstance {
   const baseLogger: FastifyBaseLogger = logger;
   const app = fastify({
     loggerInstance: baseLogger,
-    disableRequestLogging: true,
+    // Requests are logged once, at debug level, by the onResponse hook below.
+    logController: new LogController({ disableRequestLogging: true }),
     rewriteUrl: (request) => (request.url ?? "/").replace(versionPrefix, ""),
     // Image layers and archives stream through the API: no body-size cap here; routes
     // that take JSON bodies rely on the JSON parser's own limit below.

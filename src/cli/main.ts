@@ -7,19 +7,14 @@ import { shoalVersion } from "../common/version.js";
 import { DaemonResponseError } from "./client.js";
 import { registerContainerCommands } from "./commands/container.js";
 import { registerImageCommands } from "./commands/image.js";
+import { registerNodeCommands } from "./commands/node.js";
+import { registerServiceCommands } from "./commands/service.js";
+import { registerSwarmCommands } from "./commands/swarm.js";
 import { registerSystemCommands } from "./commands/system.js";
 import { createCliContext } from "./context.js";
 
-/**
- * Command groups the cluster work fills in; each names the issue-level feature it will
- * carry, so `shoal service` today says plainly that it is not there yet.
- */
-const plannedGroups = [
-  { name: "swarm", description: "Manage the swarm (init, join, join-token, leave)" },
-  { name: "node", description: "Manage swarm nodes" },
-  { name: "service", description: "Manage services" },
-  { name: "stack", description: "Manage stacks of services" },
-] as const;
+/** Command groups still to come: invoking one says plainly that it is not there yet. */
+const plannedGroups = [{ name: "stack", description: "Manage stacks of services" }] as const;
 
 export interface CliOptions {
   env: Readonly<Record<string, string | undefined>>;
@@ -44,6 +39,9 @@ export function buildProgram(options: CliOptions, setExitCode: (code: number) =>
   registerSystemCommands(program, context);
   registerContainerCommands(program, context, setExitCode);
   registerImageCommands(program, context);
+  registerSwarmCommands(program, context);
+  registerNodeCommands(program, context);
+  registerServiceCommands(program, context);
   for (const group of plannedGroups) {
     program
       .command(group.name)

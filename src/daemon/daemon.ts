@@ -1,10 +1,14 @@
 import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
 
-import { createApiServer, type ApiServer } from "../api/server.js";
+import { ExecRegistry } from "../api/exec-registry.js";
+import { containerRoutes, containerUpgradeRoutes } from "../api/routes/containers.js";
+import { imageRoutes } from "../api/routes/images.js";
 import { systemRoutes } from "../api/routes/system.js";
+import { createApiServer, type ApiServer } from "../api/server.js";
 import type { SystemInfo, SystemInfoSource } from "../api/system-info.js";
 import type { Logger } from "../common/logger.js";
+import { createEngine, type Engine } from "../engine/index.js";
 import { shoalVersion } from "../common/version.js";
 import { createHealthHandlers, loadHealthProto, startGrpcServer, type GrpcServer } from "../rpc/index.js";
 import type { DaemonConfig } from "./config.js";
@@ -22,10 +26,12 @@ export interface Daemon {
   close(): Promise<void>;
 }
 
-function systemInfoSource(options: { config: DaemonConfig; nodeId: string; host: HostFacts }): SystemInfoSource {
-  const { config, nodeId, host } = options;
+function systemInfoSource(options: { config: DaemonConfig; nodeId: string; host: HostFacts; engine: Engine }): SystemInfoSource {
+  const { config, nodeId, host, engine } = options;
   return {
     info(): Promise<SystemInfo> {
+      const engineInfo = engine.info();
+      const apiWarning = config.apiListen === null ? [] : [`the REST API on ${config.apiListen.host}:${config.apiListen.port} is unauthenticated plain HTTP`];
       return Promise.resolve({
         nodeId,
         hostname: host.hostname,
@@ -37,14 +43,14 @@ function systemInfoSource(options: { config: DaemonConfig; nodeId: string; host:
         ncpu: host.ncpu,
         memTotalBytes: host.memTotalBytes,
         dataDir: config.dataDir,
-        containers: { running: 0, paused: 0, stopped: 0 },
-        images: 0,
-        storageDriver: "overlay",
-        runtime: null,
-        cgroupDriver: "cgroupfs",
+        containers: { running: engineInfo.containers.running, paused: 0, stopped: engineInfo.containers.stopped },
+        images: engine.images.list().length,
+        storageDriver: engineInfo.storageDriver,
+        runtime: engineInfo.runtime,
+        cgroupDriver: engineInfo.cgroupDriver,
         cgroupVersion: host.cgroupVersion,
         swarm: { state: "inactive", nodeAddr: "", controlAvailable: false, error: "" },
-        warnings: config.apiListen === null ? [] : [`the REST API on ${config.apiListen.host}:${config.apiListen.port} is unauthenticated plain HTTP`],
+        warnings: [...engineInfo.warnings, ...apiWarning],
         labels: [],
       });
     },
@@ -93,9 +99,19 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
     });
     closers.push(() => grpc.close());
 
+    const engine = await createEngine({ dataDir: config.dataDir, runDir: config.runDir, logger });
+    closers.push(() => engine.close());
+
+    const execs = new ExecRegistry(engine.containers);
+    const apiLogger = logger.child({ component: "api" });
     const api: ApiServer = await createApiServer({
-      logger: logger.child({ component: "api" }),
-      registrars: [systemRoutes(systemInfoSource({ config, nodeId, host }))],
+      logger: apiLogger,
+      registrars: [
+        systemRoutes(systemInfoSource({ config, nodeId, host, engine })),
+        imageRoutes(engine.images),
+        containerRoutes({ containers: engine.containers, execs, logger: apiLogger }),
+      ],
+      upgrades: containerUpgradeRoutes({ execs }),
     });
     closers.push(() => api.close());
     const apiAddresses = [await api.listen({ kind: "unix", path: config.socketPath })];

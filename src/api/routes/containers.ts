@@ -12,6 +12,7 @@ import { dockerContainerInspect, dockerContainerSummary, parseCreateBody } from 
 import type { ExecRegistry } from "../exec-registry.js";
 import { multiplexFrame, multiplexedContentType } from "../multiplex.js";
 import { queryBoolean, queryInteger, queryString } from "../query.js";
+import { abortOnDisconnect } from "../abort.js";
 import type { RouteRegistrar, UpgradeRoute } from "../server.js";
 
 export interface ContainerRoutesOptions {
@@ -26,11 +27,6 @@ type IdParams = { Params: { id: string } };
 /** Polling period while waiting for a state the engine has no event for (next-exit, removed). */
 const statePollMs = 25;
 
-function abortOnClose(request: FastifyRequest): AbortSignal {
-  const controller = new AbortController();
-  request.raw.socket.once("close", () => controller.abort(new Error("client went away")));
-  return controller.signal;
-}
 
 function parseListFilters(request: FastifyRequest): (info: ContainerInfo) => boolean {
   const text = queryString(request, "filters");
@@ -104,7 +100,7 @@ function streamLogs(options: ContainerRoutesOptions, request: FastifyRequest<IdP
   const since = parseUnixTime(queryString(request, "since"), "since");
   const until = parseUnixTime(queryString(request, "until"), "until");
   const timestamps = queryBoolean(request, "timestamps");
-  const signal = abortOnClose(request);
+  const signal = abortOnDisconnect(request, reply);
   const entries = containers.logs(id, {
     stdout,
     stderr,
@@ -143,7 +139,7 @@ function registerLifecycle(app: FastifyInstance, options: ContainerRoutesOptions
   const { containers } = options;
   app.post<IdParams>("/containers/:id/start", async (request, reply) => {
     if (containers.inspect(request.params.id).state.status === "running") return reply.code(304).send();
-    await containers.start(request.params.id, { signal: abortOnClose(request) });
+    await containers.start(request.params.id, { signal: abortOnDisconnect(request, reply) });
     return reply.code(204).send();
   });
   app.post<IdParams>("/containers/:id/stop", async (request, reply) => {
@@ -163,7 +159,7 @@ function registerLifecycle(app: FastifyInstance, options: ContainerRoutesOptions
     await containers.kill(request.params.id, killSignal === undefined || killSignal === "" ? {} : { killSignal });
     return reply.code(204).send();
   });
-  app.post<IdParams>("/containers/:id/wait", (request) => waitForCondition(options, containers.inspect(request.params.id).record.id, queryString(request, "condition") ?? "not-running", abortOnClose(request)));
+  app.post<IdParams>("/containers/:id/wait", (request, reply) => waitForCondition(options, containers.inspect(request.params.id).record.id, queryString(request, "condition") ?? "not-running", abortOnDisconnect(request, reply)));
   app.delete<IdParams>("/containers/:id", async (request, reply) => {
     await containers.remove(request.params.id, { force: queryBoolean(request, "force") });
     return reply.code(204).send();
@@ -218,7 +214,7 @@ function registerExec(app: FastifyInstance, options: ContainerRoutesOptions): vo
     const instance = execs.get(request.params.id);
     if (instance.started) throw new ConflictError(`exec ${instance.id} has already been started`);
     const detach = typeof request.body === "object" && request.body !== null && "Detach" in request.body && request.body.Detach === true;
-    const session = await execs.start(instance, detach ? new AbortController().signal : abortOnClose(request));
+    const session = await execs.start(instance, detach ? new AbortController().signal : abortOnDisconnect(request, reply));
     if (detach) return reply.code(200).send();
     return reply.code(200).type(multiplexedContentType).send(multiplexSession(session));
   });
@@ -251,7 +247,7 @@ export function containerRoutes(options: ContainerRoutesOptions): RouteRegistrar
   return (app: FastifyInstance) => {
     app.post("/containers/create", async (request, reply) => {
       const { request: create, autoRemove } = parseCreateBody(request.body, queryString(request, "name"));
-      const created = await containers.create(create, { signal: abortOnClose(request) });
+      const created = await containers.create(create, { signal: abortOnDisconnect(request, reply) });
       if (autoRemove) removeWhenDone(options, created.id);
       return reply.code(201).send({ Id: created.id, Warnings: [] });
     });
@@ -264,8 +260,8 @@ export function containerRoutes(options: ContainerRoutesOptions): RouteRegistrar
     });
     app.get<IdParams>("/containers/:id/json", (request) => dockerContainerInspect(containers.inspect(request.params.id)));
     app.get<IdParams>("/containers/:id/logs", (request, reply) => streamLogs(options, request, reply));
-    app.get<IdParams>("/containers/:id/stats", async (request) => {
-      const stats = await containers.stats(request.params.id, { signal: abortOnClose(request) });
+    app.get<IdParams>("/containers/:id/stats", async (request, reply) => {
+      const stats = await containers.stats(request.params.id, { signal: abortOnDisconnect(request, reply) });
       return {
         id: stats.id,
         read: stats.readAt,

@@ -8,6 +8,7 @@ import { parsePlatformOption } from "../../engine/images/index.js";
 import { familiarReference, parseReference } from "../../engine/registry/index.js";
 import { replyWithJsonStream, type JsonStreamMessage } from "../json-stream.js";
 import { queryBoolean, queryString, queryStrings } from "../query.js";
+import { abortOnDisconnect } from "../abort.js";
 import type { RouteRegistrar } from "../server.js";
 
 function familiar(name: string): string {
@@ -115,7 +116,7 @@ async function pull(images: ImageService, request: FastifyRequest, reply: Fastif
   const reference = fromImageReference(request);
   const platformText = queryString(request, "platform");
   const platform = platformText === undefined || platformText === "" ? undefined : parsePlatformOption(platformText);
-  const signal = abortOnClose(request);
+  const signal = abortOnDisconnect(request, reply);
   await replyWithJsonStream(reply, async (send) => {
     await images.pull(reference, {
       signal,
@@ -132,7 +133,7 @@ async function push(images: ImageService, name: string, request: FastifyRequest,
   const reference = tag === undefined || tag === "" ? name : `${name}:${tag}`;
   const parsed = parseReference(reference);
   images.inspect(reference);
-  const signal = abortOnClose(request);
+  const signal = abortOnDisconnect(request, reply);
   await replyWithJsonStream(reply, async (send) => {
     send({ status: `The push refers to repository [${parsed.registry}/${parsed.repository}]` });
     const digest = await images.push(reference, {
@@ -150,7 +151,7 @@ function save(images: ImageService, names: readonly string[], request: FastifyRe
   if (names.length === 0) throw new InvalidArgumentError("name at least one image to save");
   for (const name of names) images.inspect(name);
   const stream = new PassThrough();
-  const signal = abortOnClose(request);
+  const signal = abortOnDisconnect(request, reply);
   void reply.code(200).type("application/x-tar").send(stream);
   images
     .save(names, (chunk) => new Promise<void>((resolve) => (stream.write(chunk) ? resolve() : stream.once("drain", resolve))), { signal })
@@ -163,14 +164,6 @@ function save(images: ImageService, names: readonly string[], request: FastifyRe
     );
 }
 
-function abortOnClose(request: FastifyRequest): AbortSignal {
-  const controller = new AbortController();
-  request.raw.once("close", () => {
-    if (!request.raw.complete || request.raw.destroyed) controller.abort(new Error("client went away"));
-  });
-  request.raw.socket.once("close", () => controller.abort(new Error("client went away")));
-  return controller.signal;
-}
 
 /** `/images/...`: pull, list, inspect, load, save, push, tag, remove. */
 export function imageRoutes(images: ImageService): RouteRegistrar {
@@ -182,7 +175,7 @@ export function imageRoutes(images: ImageService): RouteRegistrar {
     app.post("/images/load", async (request, reply) => {
       const body = request.body;
       if (!isByteStream(body)) throw new InvalidArgumentError("send the image archive as the request body with Content-Type application/x-tar");
-      const loaded = await images.load(body, { signal: abortOnClose(request) });
+      const loaded = await images.load(body, { signal: abortOnDisconnect(request, reply) });
       const quiet = queryBoolean(request, "quiet");
       await replyWithJsonStream(reply, (send) => {
         for (const image of loaded) {

@@ -67,7 +67,8 @@ function createBody(image: string, command: readonly string[], options: RunOptio
       Binds: options.volume,
       PortBindings,
       NetworkMode: options.network ?? "bridge",
-      AutoRemove: options.rm === true,
+      // --rm with -d is the daemon's job; in the foreground the CLI removes after wait.
+      AutoRemove: options.rm === true && options.detach === true,
       ...(options.memory === undefined ? {} : { Memory: parseMemoryBytes(options.memory) }),
       ...(options.cpus === undefined ? {} : { NanoCpus: parseNanoCpus(options.cpus) }),
     },
@@ -97,13 +98,14 @@ async function runContainer(context: CliContext, image: string, command: readonl
     context.out.write(`${id}\n`);
     return 0;
   }
-  // Wait is registered before start so a fast exit (and --rm's removal) cannot be missed.
-  const waiting = client.json("POST", `/containers/${id}/wait`, { query: { condition: "next-exit" } });
   await client.json("POST", `/containers/${id}/start`);
+  // A container that exits before these requests arrive still has its whole log, and wait
+  // on a stopped container answers at once with how it ended.
   const logs = await client.stream("GET", `/containers/${id}/logs`, { query: { stdout: 1, stderr: 1, follow: 1 } });
   const streaming = logs.status === 200 ? demuxDockerStream(logs.body, { stdout: context.out, stderr: context.err }) : Promise.resolve();
-  const result = asRecord(await waiting, "wait answer");
+  const result = asRecord(await client.json("POST", `/containers/${id}/wait`), "wait answer");
   await streaming;
+  if (options.rm === true) await client.json("DELETE", `/containers/${id}`, { query: { force: 1 } });
   const failure = stringField(recordField(result, "Error"), "Message");
   if (failure !== "") context.err.write(`${failure}\n`);
   return numberField(result, "StatusCode");

@@ -1,11 +1,12 @@
 import { createReadStream, createWriteStream } from "node:fs";
 import type { IncomingMessage } from "node:http";
 import { pipeline } from "node:stream/promises";
-import type { Writable } from "node:stream";
+import { Readable, type Writable } from "node:stream";
 
 import type { Command } from "commander";
 
 import { DaemonResponseError, readAll } from "../client.js";
+import { buildDemoArchive } from "../../engine/images/demo.js";
 import type { CliContext } from "../context.js";
 import { formatBytes, formatTable, parseOutputFormat, writeJson } from "../output.js";
 import { asArray, asRecord, numberField, stringField, type JsonRecord } from "../parse.js";
@@ -76,6 +77,15 @@ export function registerImageCommands(program: Command, context: CliContext): vo
       const stream = options.input === undefined ? process.stdin : createReadStream(options.input);
       const response = await context.client().stream("POST", "/images/load", { query: { quiet: options.quiet === true ? 1 : undefined }, upload: { stream, contentType: "application/x-tar" } });
       await streamJsonMessages(response, context.out, options.quiet === true);
+    });
+  // Like `docker build`, the archive is made on the client and sent to the daemon: a pure
+  // OCI image-layout tar of the host's static busybox, loaded through /images/load.
+  image.command("build-demo").description("Build the demo images shoal-demo/busybox and shoal-demo/layered from the host's static busybox")
+    .option("--busybox <path>", "static busybox binary", "/bin/busybox")
+    .action(async (options: { busybox: string }) => {
+      const archive = await buildDemoArchive({ busyboxPath: options.busybox });
+      const response = await context.client().stream("POST", "/images/load", { upload: { stream: Readable.from([archive]), contentType: "application/x-tar" } });
+      await streamJsonMessages(response, context.out, false);
     });
   image.command("save").description("Write images to a tar archive (docker-save layout with an OCI index)").argument("<images...>")
     .option("-o, --output <file>", "file to write (default stdout)")

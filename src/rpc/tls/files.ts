@@ -1,0 +1,78 @@
+import { mkdir, open, readFile, rename } from "node:fs/promises";
+import { join } from "node:path";
+
+import { FailedPreconditionError, throwIfAborted } from "../../common/errors.js";
+import type { TlsMaterial } from "./credentials.js";
+
+/**
+ * File names of a node's TLS material inside its certificates directory. The key and its
+ * certificate chain share one file so that one atomic rename replaces both: a crash can
+ * never leave a certificate next to a key it does not belong to.
+ */
+export const tlsFiles = { ca: "ca.crt", node: "node.pem" } as const;
+export const privateFileMode = 0o600;
+export const publicFileMode = 0o644;
+
+/**
+ * Writes `data` to `path` through a fsynced temporary file and a rename, so a crash leaves
+ * the old file or the new one, never a mix; `mode` is set exactly (the umask is ignored).
+ */
+export async function writeFileAtomic(path: string, data: string, mode: number): Promise<void> {
+  const temporary = `${path}.tmp`;
+  const handle = await open(temporary, "w", mode);
+  try {
+    await handle.chmod(mode);
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(temporary, path);
+}
+
+/** Makes renames inside `path` durable. */
+export async function syncDirectory(path: string): Promise<void> {
+  const handle = await open(path, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The file's text, or undefined when it does not exist (other errors are thrown). */
+export async function readFileIfPresent(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, "utf8");
+  } catch (error) {
+    if (error instanceof Error && "code" in error && error.code === "ENOENT") return undefined;
+    throw error;
+  }
+}
+
+/** Stores a node's TLS material in `directory` (created 0700), key and chain in one 0600 file. */
+export async function saveTlsMaterial(directory: string, material: TlsMaterial, options: { signal?: AbortSignal } = {}): Promise<void> {
+  throwIfAborted(options.signal);
+  await mkdir(directory, { recursive: true, mode: 0o700 });
+  await writeFileAtomic(join(directory, tlsFiles.ca), material.caPem, publicFileMode);
+  await writeFileAtomic(join(directory, tlsFiles.node), `${material.keyPem.trimEnd()}\n${material.certPem}`, privateFileMode);
+  await syncDirectory(directory);
+}
+
+const privateKeyPattern = /-----BEGIN ([A-Z ]*)PRIVATE KEY-----[\s\S]+?-----END \1PRIVATE KEY-----\n?/;
+
+/**
+ * Loads the material saveTlsMaterial stored; undefined when neither file exists (the node
+ * has not joined). Throws FailedPreconditionError when one is missing or holds no key.
+ */
+export async function loadTlsMaterial(directory: string, options: { signal?: AbortSignal } = {}): Promise<TlsMaterial | undefined> {
+  throwIfAborted(options.signal);
+  const caPem = await readFileIfPresent(join(directory, tlsFiles.ca));
+  const nodePem = await readFileIfPresent(join(directory, tlsFiles.node));
+  if (caPem === undefined && nodePem === undefined) return undefined;
+  const key = nodePem === undefined ? null : privateKeyPattern.exec(nodePem);
+  if (caPem === undefined || nodePem === undefined || key === null) {
+    throw new FailedPreconditionError(`${directory} holds only part of the node's TLS files: leave the cluster and join it again`);
+  }
+  return { caPem, keyPem: key[0], certPem: nodePem.replace(key[0], "").trimStart() };
+}
