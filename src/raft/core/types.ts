@@ -32,6 +32,11 @@ export const emptyHardState: HardState = { term: 0, vote: noneId, commit: 0 };
 export interface ConfState {
   readonly voters: readonly NodeId[];
   readonly learners: readonly NodeId[];
+  /**
+   * Ids removed from the cluster. They are never let back in, and messages from them are
+   * dropped, so the set must survive snapshots. Absent means none (older snapshots).
+   */
+  readonly removed?: readonly NodeId[];
 }
 
 export type ConfChangeType = "add-voter" | "add-learner" | "remove-node";

@@ -41,3 +41,44 @@ export class UnavailableEntriesError extends Error {
 export class SnapshotTemporarilyUnavailableError extends Error {
   override readonly name = "SnapshotTemporarilyUnavailableError";
 }
+
+/** A snapshot older than (or as old as) the one storage already holds. */
+export class SnapshotOutOfDateError extends Error {
+  override readonly name = "SnapshotOutOfDateError";
+}
+
+/**
+ * The write side of a log storage, used by the driver (never by the core). Methods may be
+ * synchronous or return a promise (a WAL-backed storage fsyncs); callers await either way.
+ */
+export interface WritableLogStorage {
+  /** Records the hard state to report from initialState(). */
+  setHardState(state: HardState): void | Promise<void>;
+  /** Records the membership to report from initialState() (the driver applies conf changes). */
+  setConfState(state: ConfState): void | Promise<void>;
+  /**
+   * Appends entries, replacing every stored entry from entries[0].index on. Entries must be
+   * contiguous and entries[0].index <= lastIndex() + 1; entries at or below the compaction
+   * point are skipped. Violations throw InvariantError (a driver bug).
+   */
+  append(entries: readonly Entry[]): void | Promise<void>;
+  /**
+   * Replaces the whole log with `snapshot` (a follower catching up), and the membership
+   * initialState() reports with the snapshot's. Throws SnapshotOutOfDateError when
+   * snapshot.metadata.index <= the current snapshot's index.
+   */
+  applySnapshot(snapshot: Snapshot): void | Promise<void>;
+  /**
+   * Makes a snapshot of the state machine as of `index` (which must be applied, hence
+   * <= lastIndex()). Throws SnapshotOutOfDateError when index <= the current snapshot's
+   * index and UnavailableEntriesError when index > lastIndex(). Does not compact.
+   */
+  createSnapshot(index: number, confState: ConfState, data: Uint8Array): Snapshot | Promise<Snapshot>;
+  /**
+   * Releases entries up to and including `index`, which must be <= the latest snapshot's
+   * index (so a lagging follower can still be served). Throws CompactedError when index <
+   * firstIndex() (already released) and UnavailableEntriesError when index > the
+   * snapshot's index.
+   */
+  compact(index: number): void | Promise<void>;
+}

@@ -1,0 +1,183 @@
+// A tiny replicated key-value store: one process running RaftNode + WAL + gRPC transport and
+// an HTTP endpoint. Used by bench/raft/main.ts and test/raft/process. Usage:
+//   node kv-node.js --id 1 --data-dir DIR --raft-address 127.0.0.1:24801 --http-port 24791 \
+//     --members 1=127.0.0.1:24801,2=127.0.0.1:24802,3=127.0.0.1:24803 [--bootstrap] [--log-level info]
+// HTTP: POST /put {"key","value"} -> 200 {"index"} once applied (421 {"leader"} on a follower);
+//       GET /get?key=K -> 200 {"value"} after a linearizable ReadIndex, 404 when absent;
+//       GET /status -> {"id","leader","role","term","applied"}.
+import { createServer } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { parseArgs } from "node:util";
+
+import { systemClock } from "../../src/common/clock.js";
+import { errorMessage, isShoalError } from "../../src/common/errors.js";
+import { createLogger, parseLogLevel } from "../../src/common/logger.js";
+import { NotLeaderError, RaftNode } from "../../src/raft/node.js";
+import type { AppliedEntry, RaftMember, StateMachine } from "../../src/raft/node.js";
+import { createGrpcRaftTransport } from "../../src/raft/transport/transport.js";
+
+const requestBodyBytesMax = 64 * 1024;
+
+function parsePut(value: unknown): { key: string; value: string } {
+  if (typeof value === "object" && value !== null && "key" in value && "value" in value) {
+    const { key, value: text } = value;
+    if (typeof key === "string" && typeof text === "string" && key.length > 0) return { key, value: text };
+  }
+  throw new Error('body must be {"key": non-empty string, "value": string}');
+}
+
+/** A put in the log: [key length u32][key][value], UTF-8; cheaper than JSON on every member. */
+function encodePut(put: { key: string; value: string }): Buffer {
+  const key = Buffer.from(put.key, "utf8");
+  const value = Buffer.from(put.value, "utf8");
+  const bytes = Buffer.allocUnsafe(4 + key.length + value.length);
+  bytes.writeUInt32LE(key.length, 0);
+  key.copy(bytes, 4);
+  value.copy(bytes, 4 + key.length);
+  return bytes;
+}
+
+function decodePut(data: Uint8Array): { key: string; value: string } {
+  const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const keyLength = bytes.length >= 4 ? bytes.readUInt32LE(0) : Number.POSITIVE_INFINITY;
+  if (4 + keyLength > bytes.length) throw new Error(`malformed put entry of ${bytes.length} bytes`);
+  return { key: bytes.toString("utf8", 4, 4 + keyLength), value: bytes.toString("utf8", 4 + keyLength) };
+}
+
+class KeyValueMachine implements StateMachine {
+  readonly values = new Map<string, string>();
+  apply(entry: AppliedEntry): void {
+    const put = decodePut(entry.data);
+    this.values.set(put.key, put.value);
+  }
+  snapshot(): Uint8Array {
+    return Buffer.from(JSON.stringify([...this.values]));
+  }
+  restore(data: Uint8Array): void {
+    const parsed: unknown = JSON.parse(Buffer.from(data).toString("utf8"));
+    if (!Array.isArray(parsed)) throw new Error("snapshot is not a list of pairs");
+    this.values.clear();
+    for (const pair of parsed) {
+      if (!Array.isArray(pair) || typeof pair[0] !== "string" || typeof pair[1] !== "string") throw new Error("bad pair");
+      this.values.set(pair[0], pair[1]);
+    }
+  }
+}
+
+function parseMembers(text: string): RaftMember[] {
+  return text.split(",").map((part) => {
+    const [id, address] = part.split("=");
+    const number = Number(id);
+    if (!Number.isSafeInteger(number) || number <= 0 || address === undefined) throw new Error(`bad member "${part}"`);
+    return { id: number, address };
+  });
+}
+
+function reply(response: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  response.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  response.end(text);
+}
+
+function readBody(request: IncomingMessage): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    request.on("data", (chunk: Buffer) => {
+      bytes += chunk.length;
+      if (bytes > requestBodyBytesMax) {
+        request.destroy();
+        reject(new Error(`body exceeds ${requestBodyBytesMax} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    request.on("end", () => {
+      try {
+        resolve(JSON.parse(Buffer.concat(chunks).toString("utf8")));
+      } catch (error) {
+        reject(error instanceof Error ? error : new Error(String(error)));
+      }
+    });
+    request.on("error", reject);
+  });
+}
+
+function replyError(response: ServerResponse, error: unknown): void {
+  if (error instanceof NotLeaderError) reply(response, 421, { error: error.message, leader: error.leader });
+  else reply(response, isShoalError(error) ? error.httpStatus : 400, { error: errorMessage(error) });
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      id: { type: "string" },
+      "data-dir": { type: "string" },
+      "raft-address": { type: "string" },
+      "http-port": { type: "string" },
+      members: { type: "string" },
+      bootstrap: { type: "boolean", default: false },
+      "log-level": { type: "string", default: "warn" },
+      "snapshot-every": { type: "string", default: "10000" },
+    },
+  });
+  const id = Number(values.id);
+  const [host, port] = (values["raft-address"] ?? "").split(":");
+  if (values["data-dir"] === undefined || values.members === undefined || host === undefined || port === undefined) {
+    throw new Error("--id, --data-dir, --raft-address, --http-port and --members are required");
+  }
+  const logger = createLogger({ level: parseLogLevel(values["log-level"] ?? "warn"), pretty: false });
+  const transport = createGrpcRaftTransport({ id, logger, clock: systemClock });
+  await transport.listen({ host, port: Number(port) });
+  const machine = new KeyValueMachine();
+  const node = await RaftNode.start({
+    id,
+    dataDir: values["data-dir"],
+    stateMachine: machine,
+    transport,
+    logger,
+    members: parseMembers(values.members),
+    bootstrap: values.bootstrap === true,
+    snapshotEveryEntries: Number(values["snapshot-every"]),
+  });
+  const server = createServer((request, response) => {
+    const url = new URL(request.url ?? "/", "http://localhost");
+    if (request.method === "POST" && url.pathname === "/put") {
+      readBody(request)
+        .then(parsePut)
+        .then((put) => node.propose(encodePut(put)))
+        .then((position) => reply(response, 200, { index: position.index }))
+        .catch((error: unknown) => replyError(response, error));
+    } else if (request.method === "GET" && url.pathname === "/get") {
+      const key = url.searchParams.get("key") ?? "";
+      node
+        .readIndex()
+        .then(() => {
+          const value = machine.values.get(key);
+          if (value === undefined) reply(response, 404, { error: `no key ${key}` });
+          else reply(response, 200, { value });
+        })
+        .catch((error: unknown) => replyError(response, error));
+    } else if (request.method === "GET" && url.pathname === "/status") {
+      const status = node.status();
+      reply(response, 200, { id: status.id, leader: status.leader, role: status.role, term: status.term, applied: status.applied });
+    } else {
+      reply(response, 404, { error: "unknown endpoint" });
+    }
+  });
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((resolve) => server.listen(Number(values["http-port"]), "127.0.0.1", resolve));
+  process.stdout.write(`READY ${id}\n`);
+  const shutdown = (): void => {
+    server.close();
+    server.closeAllConnections();
+    void node.close().then(() => process.exit(0));
+  };
+  process.once("SIGTERM", shutdown);
+  process.once("SIGINT", shutdown);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`kv-node failed: ${errorMessage(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,660 @@
+import assert from "node:assert/strict";
+import { randomInt } from "node:crypto";
+import diagnosticsChannel from "node:diagnostics_channel";
+import { addAbortListener } from "node:events";
+
+import type { Clock } from "../common/clock.js";
+import { systemClock } from "../common/clock.js";
+import {
+  CancelledError,
+  errorMessage,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  throwIfAborted,
+  UnavailableError,
+} from "../common/errors.js";
+import type { Logger } from "../common/logger.js";
+import { decodeConfChange, ProposalDroppedError, RawNode } from "./core/index.js";
+import type { ConfChange, ConfState, Entry, Message, NodeId, Ready, StateRole } from "./core/index.js";
+import {
+  decodeEntryEnvelope,
+  decodeSnapshotEnvelope,
+  encodeEntryEnvelope,
+  encodeSnapshotEnvelope,
+} from "./node/envelope.js";
+import { PendingReads } from "./node/pending-reads.js";
+import type { RaftTransport } from "./transport/transport.js";
+import { DiskLogStorage } from "./wal/disk-storage.js";
+import type { SegmentOpener } from "./wal/wal.js";
+
+export const tickMsDefault = 100;
+export const electionTicksDefault = 10;
+export const heartbeatTicksDefault = 1;
+export const snapshotEveryEntriesDefault = 10_000;
+/** Entries kept behind a snapshot so that a slightly lagging follower gets entries, not a snapshot. */
+export const snapshotCatchUpEntriesDefault = 5_000;
+/** A proposal must fit in one gRPC message with room to spare. */
+export const proposalBytesMax = 1024 * 1024;
+export const appendMessageBytesMax = 1024 * 1024;
+export const inflightAppendMessagesMax = 256;
+/** Proposals waiting to be applied; beyond this propose() refuses (the caller should back off). */
+export const pendingProposalsMax = 100_000;
+
+/** The state a RaftNode replicates. Every method runs on the node's apply path, in log order. */
+export interface StateMachine {
+  /** Applies one committed entry. Must be deterministic: every member applies the same sequence. */
+  apply(entry: AppliedEntry): void;
+  /** The whole state as of the last applied entry, for a snapshot. */
+  snapshot(): Uint8Array;
+  /** Replaces the whole state with one produced by snapshot() (possibly on another member). */
+  restore(data: Uint8Array): void;
+}
+
+export interface AppliedEntry {
+  readonly index: number;
+  readonly term: number;
+  readonly data: Uint8Array;
+}
+
+export interface RaftMember {
+  readonly id: NodeId;
+  /** The member's raft transport address, "host:port". */
+  readonly address: string;
+}
+
+export interface LeaderChange {
+  readonly nodeId: NodeId;
+  readonly leader: NodeId;
+  readonly term: number;
+  readonly role: StateRole;
+}
+
+/** Published on every leader or role change seen by a node. */
+export const leaderChangedChannel = diagnosticsChannel.channel("shoal:raft:leader-changed");
+
+export interface RaftNodeOptions {
+  readonly id: NodeId;
+  /** The node's data directory (WAL and snapshots); created if missing. */
+  readonly dataDir: string;
+  readonly stateMachine: StateMachine;
+  /** Owned by the node from now on: it sets the handler and closes it on close(). */
+  readonly transport: RaftTransport;
+  readonly logger: Logger;
+  /**
+   * The address book to start with. With `bootstrap: true` and an empty data directory
+   * these members (self included) become the voters of a new cluster; otherwise the list
+   * only tells the transport where peers are until the log's own membership takes over.
+   */
+  readonly members: readonly RaftMember[];
+  readonly bootstrap: boolean;
+  readonly clock?: Clock;
+  /** An integer in [0, bound); crypto.randomInt by default. */
+  readonly random?: (bound: number) => number;
+  readonly tickMs?: number;
+  readonly electionTicks?: number;
+  readonly heartbeatTicks?: number;
+  readonly snapshotEveryEntries?: number;
+  readonly snapshotCatchUpEntries?: number;
+  readonly segmentBytesTarget?: number;
+  /** Fault-injection seam for tests (a failing fsync); see WalOptions.openSegment. */
+  readonly walOpenSegment?: SegmentOpener;
+  /** Called once with a fatal error (a failed fsync); the default rethrows it to crash the process. */
+  readonly onFatalError?: (error: Error) => void;
+}
+
+export interface RaftNodeStatus {
+  readonly id: NodeId;
+  readonly leader: NodeId;
+  readonly role: StateRole;
+  readonly term: number;
+  readonly commit: number;
+  readonly applied: number;
+  readonly members: ReadonlyMap<NodeId, string>;
+  /** WAL fsyncs since start: with group commit, far fewer than proposals. */
+  readonly walSyncs: number;
+}
+
+/**
+ * A proposal reached a node that is not the leader. Proposals are not forwarded: the caller
+ * (which knows its own retry policy) should send it to `leader` (0 when none is known).
+ */
+export class NotLeaderError extends UnavailableError {
+  readonly leader: NodeId;
+
+  constructor(leader: NodeId, address: string | undefined) {
+    super(
+      leader === 0
+        ? "this manager is not the raft leader and no leader is known yet: retry shortly"
+        : `this manager is not the raft leader: send the request to member ${leader}${address === undefined ? "" : ` at ${address}`}`,
+    );
+    this.leader = leader;
+  }
+}
+
+interface PendingProposal {
+  /** The leader term it was proposed in; a later term means leadership was lost meanwhile. */
+  readonly term: number;
+  readonly resolve: (entry: { index: number; term: number }) => void;
+  readonly reject: (error: Error) => void;
+  readonly disposeAbort: () => void;
+}
+
+interface PendingConfChange {
+  readonly key: string;
+  readonly resolve: (state: ConfState) => void;
+  readonly reject: (error: Error) => void;
+}
+
+type NodeState = "running" | "closing" | "closed" | "failed";
+
+function confChangeKey(change: ConfChange): string {
+  return `${change.type}:${change.nodeId}`;
+}
+
+/**
+ * The raft driver: it owns every I/O of one raft member and runs the pure core (RawNode).
+ *
+ * Each Ready is handled in this fixed order (etcd raft's README):
+ *  1. persist: the Ready's snapshot file, entries and hard state, with one fsync;
+ *  2. send: the Ready's messages, which may depend on what step 1 made durable (a vote, an
+ *     append acknowledgement), so they never leave before it;
+ *  3. apply: the snapshot, then committed entries, to the StateMachine (conf changes to the
+ *     core), then answer proposals and reads that became applied;
+ *  4. advance(): tell the core the Ready is done, so it may hand out the next one.
+ *
+ * Group commit: propose() and incoming messages only step the core; handling is scheduled
+ * with setImmediate, so everything arriving within one event-loop turn (and while the
+ * previous fsync runs) lands in one Ready and one fsync.
+ *
+ * Proposals are answered only by the leader: propose() on a follower throws NotLeaderError
+ * naming the leader. A proposal's promise resolves when its entry is applied here, and is
+ * rejected with UnavailableError when this node stops being leader first (its entry may
+ * still commit under the next leader: the outcome is unknown, as with any lost reply). A
+ * leader never overwrites its own entries, so an overwritten proposal implies a lost
+ * leadership and is covered by the same rejection.
+ */
+export class RaftNode {
+  readonly id: NodeId;
+  readonly #options: RaftNodeOptions;
+  readonly #logger: Logger;
+  readonly #clock: Clock;
+  readonly #storage: DiskLogStorage;
+  readonly #transport: RaftTransport;
+  readonly #stateMachine: StateMachine;
+  readonly #rawNode: RawNode;
+  readonly #members: Map<NodeId, string>;
+  readonly #nonce: number;
+  readonly #tickMs: number;
+  readonly #electionTicks: number;
+  readonly #snapshotEveryEntries: number;
+  readonly #snapshotCatchUpEntries: number;
+  readonly #proposals = new Map<number, PendingProposal>();
+  readonly #confChanges: PendingConfChange[] = [];
+  readonly #reads: PendingReads;
+  readonly #leaderListeners = new Set<(change: LeaderChange) => void>();
+  #confState: ConfState;
+  #term: number;
+  #sequence = 0;
+  #applied: number;
+  #snapshotIndex: number;
+  #leader: NodeId = 0;
+  #role: StateRole = "follower";
+  #state: NodeState = "running";
+  #scheduled = false;
+  #processing: Promise<void> | null = null;
+  #cancelTick: (() => void) | null = null;
+
+  private constructor(options: RaftNodeOptions, storage: DiskLogStorage, members: Map<NodeId, string>, applied: number) {
+    this.id = options.id;
+    this.#options = options;
+    this.#logger = options.logger.child({ component: "raft-node", node: options.id });
+    this.#clock = options.clock ?? systemClock;
+    this.#storage = storage;
+    this.#transport = options.transport;
+    this.#stateMachine = options.stateMachine;
+    this.#members = members;
+    this.#applied = applied;
+    this.#snapshotIndex = storage.snapshot().metadata.index;
+    this.#confState = storage.initialState().confState;
+    this.#term = storage.initialState().hardState.term;
+    this.#tickMs = options.tickMs ?? tickMsDefault;
+    this.#electionTicks = options.electionTicks ?? electionTicksDefault;
+    this.#snapshotEveryEntries = options.snapshotEveryEntries ?? snapshotEveryEntriesDefault;
+    this.#snapshotCatchUpEntries = options.snapshotCatchUpEntries ?? snapshotCatchUpEntriesDefault;
+    const random = options.random ?? ((bound: number) => randomInt(bound));
+    // A fresh nonce per start: a proposal from a previous run is never mistaken for a new one.
+    this.#nonce = random(2 ** 48 - 1);
+    this.#reads = new PendingReads({ clock: this.#clock, timeoutMs: this.#tickMs * this.#electionTicks * 2 });
+    this.#rawNode = new RawNode({
+      id: options.id,
+      storage,
+      electionTicks: this.#electionTicks,
+      heartbeatTicks: options.heartbeatTicks ?? heartbeatTicksDefault,
+      random,
+      preVote: true,
+      checkQuorum: true,
+      maxSizePerMsgBytes: appendMessageBytesMax,
+      maxInflightMsgs: inflightAppendMessagesMax,
+      applied,
+      logger: this.#logger,
+    });
+  }
+
+  /**
+   * Opens the data directory (replaying snapshot and WAL), restores the state machine from
+   * the snapshot, bootstraps a new cluster if asked and the directory is empty, and starts
+   * ticking and receiving. Throws WalCorruptionError for a damaged log.
+   */
+  static async start(options: RaftNodeOptions): Promise<RaftNode> {
+    if (!Number.isSafeInteger(options.id) || options.id <= 0) {
+      throw new InvalidArgumentError(`raft node id must be a positive integer, got ${options.id}`);
+    }
+    const storage = await DiskLogStorage.open({
+      dir: options.dataDir,
+      logger: options.logger,
+      ...(options.segmentBytesTarget === undefined ? {} : { segmentBytesTarget: options.segmentBytesTarget }),
+      ...(options.walOpenSegment === undefined ? {} : { openSegment: options.walOpenSegment }),
+    });
+    try {
+      const members = new Map(options.members.map((member) => [member.id, member.address]));
+      const fresh = storage.lastIndex() === 0 && storage.initialState().hardState.term === 0;
+      if (fresh && options.bootstrap) await RaftNode.#bootstrap(options, storage, members);
+      const snapshot = storage.snapshot();
+      if (snapshot.metadata.index > 0) {
+        const envelope = decodeSnapshotEnvelope(snapshot.data);
+        options.stateMachine.restore(envelope.data);
+        for (const [id, address] of envelope.members) members.set(id, address);
+      }
+      const node = new RaftNode(options, storage, members, snapshot.metadata.index);
+      node.#begin();
+      return node;
+    } catch (error) {
+      await storage.close();
+      await options.transport.close();
+      throw error;
+    }
+  }
+
+  /** A new cluster starts from an identical snapshot on every founding member: index 1, term 1. */
+  static async #bootstrap(options: RaftNodeOptions, storage: DiskLogStorage, members: Map<NodeId, string>): Promise<void> {
+    if (!members.has(options.id)) {
+      throw new InvalidArgumentError(`bootstrap members must include this node (${options.id})`);
+    }
+    const voters = [...members.keys()].sort((a, b) => a - b);
+    const data = encodeSnapshotEnvelope({ members, data: options.stateMachine.snapshot() });
+    await storage.save({
+      snapshot: { metadata: { index: 1, term: 1, confState: { voters, learners: [] } }, data },
+      entries: [],
+      hardState: { term: 1, vote: 0, commit: 1 },
+    });
+  }
+
+  #begin(): void {
+    for (const [id, address] of this.#members) this.#transport.addPeer(id, address);
+    this.#transport.setHandler({
+      step: (message) => this.#step(message),
+      reportUnreachable: (id) => {
+        if (this.#state !== "running") return;
+        this.#rawNode.reportUnreachable(id);
+        this.#schedule();
+      },
+      reportSnapshot: (id, status) => {
+        if (this.#state !== "running") return;
+        this.#rawNode.reportSnapshot(id, status);
+        this.#schedule();
+      },
+    });
+    this.#scheduleTick();
+    this.#schedule();
+  }
+
+  #step(message: Message): void {
+    if (this.#state !== "running") return;
+    try {
+      this.#rawNode.step(message);
+    } catch (error) {
+      // A malformed message from a peer is dropped; anything else (a broken invariant of
+      // the core) must stop this node.
+      if (!(error instanceof InvalidArgumentError)) {
+        this.#fail(error instanceof Error ? error : new Error(errorMessage(error)));
+        return;
+      }
+      this.#logger.warn({ from: message.from, type: message.type, error: error.message }, "dropped a peer message");
+      return;
+    }
+    this.#schedule();
+  }
+
+  #scheduleTick(): void {
+    this.#cancelTick = this.#clock.setTimer(this.#tickMs, () => {
+      if (this.#state !== "running") return;
+      this.#rawNode.tick();
+      this.#schedule();
+      this.#scheduleTick();
+    });
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#state !== "running") return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      // A running loop re-checks hasReady() before it ends, so it picks this up too.
+      if (this.#processing !== null) return;
+      this.#processing = this.#process().finally(() => {
+        this.#processing = null;
+        // Something may have stepped the core between the last hasReady() and now.
+        if (this.#state === "running" && this.#rawNode.hasReady()) this.#schedule();
+      });
+    });
+  }
+
+  async #process(): Promise<void> {
+    try {
+      while (this.#state === "running" && this.#rawNode.hasReady()) {
+        const ready = this.#rawNode.ready();
+        await this.#handleReady(ready);
+        this.#rawNode.advance(ready);
+      }
+    } catch (error) {
+      this.#fail(error instanceof Error ? error : new Error(errorMessage(error)));
+    }
+  }
+
+  async #handleReady(ready: Ready): Promise<void> {
+    if (ready.snapshot !== null || ready.entries.length > 0 || ready.hardState !== null) {
+      await this.#storage.save({ snapshot: ready.snapshot, entries: ready.entries, hardState: ready.hardState });
+    }
+    if (ready.messages.length > 0) this.#transport.send(ready.messages);
+    if (ready.snapshot !== null) this.#applySnapshot(ready.snapshot.metadata.index, ready.snapshot.data, ready.snapshot.metadata.confState);
+    for (const entry of ready.committedEntries) this.#applyEntry(entry);
+    for (const state of ready.readStates) this.#reads.onReadState(state);
+    this.#reads.onApplied(this.#applied);
+    if (ready.softState !== null) this.#onSoftState(ready.softState.leader, ready.softState.role);
+    if (ready.hardState !== null && ready.hardState.term !== this.#term) {
+      // Leadership may have been lost and won back between two Readies, with no visible
+      // role change: entries proposed in an older term may have been overwritten.
+      this.#term = ready.hardState.term;
+      this.#rejectLostProposals();
+    }
+    if (this.#applied - this.#snapshotIndex >= this.#snapshotEveryEntries) await this.#snapshotAndCompact();
+  }
+
+  #applySnapshot(index: number, data: Uint8Array, confState: ConfState): void {
+    const envelope = decodeSnapshotEnvelope(data);
+    this.#stateMachine.restore(envelope.data);
+    for (const [id, address] of envelope.members) this.#setMember(id, address);
+    for (const id of [...this.#members.keys()]) {
+      if (!envelope.members.has(id)) this.#removeMember(id);
+    }
+    this.#confState = confState;
+    this.#applied = index;
+    this.#snapshotIndex = index;
+  }
+
+  #applyEntry(entry: Entry): void {
+    assert.ok(entry.index === this.#applied + 1 || entry.index <= this.#applied, `applying ${entry.index} after ${this.#applied}`);
+    if (entry.index <= this.#applied) return;
+    this.#applied = entry.index;
+    if (entry.type === "conf-change") {
+      const change = decodeConfChange(entry.data);
+      this.#confState = this.#rawNode.applyConfChange(change);
+      if (change.type === "remove-node") this.#removeMember(change.nodeId);
+      else this.#setMember(change.nodeId, Buffer.from(change.context).toString("utf8"));
+      const key = confChangeKey(change);
+      const position = this.#confChanges.findIndex((pending) => pending.key === key);
+      const pending = position === -1 ? undefined : this.#confChanges.splice(position, 1)[0];
+      pending?.resolve(this.#confState);
+      return;
+    }
+    // The no-op a new leader appends carries no data and means nothing to the state machine.
+    if (entry.data.length === 0) return;
+    const { id, data } = decodeEntryEnvelope(entry.data, entry.index);
+    this.#stateMachine.apply({ index: entry.index, term: entry.term, data });
+    if (id.nonce !== this.#nonce) return;
+    const pending = this.#proposals.get(id.sequence);
+    if (pending === undefined) return;
+    this.#proposals.delete(id.sequence);
+    pending.disposeAbort();
+    pending.resolve({ index: entry.index, term: entry.term });
+  }
+
+  #setMember(id: NodeId, address: string): void {
+    if (address.length === 0) return;
+    this.#members.set(id, address);
+    this.#transport.addPeer(id, address);
+  }
+
+  #removeMember(id: NodeId): void {
+    this.#members.delete(id);
+    this.#transport.removePeer(id);
+  }
+
+  #onSoftState(leader: NodeId, role: StateRole): void {
+    const wasLeader = this.#role === "leader";
+    const leaderChanged = leader !== this.#leader;
+    this.#leader = leader;
+    this.#role = role;
+    const term = this.#rawNode.status().hardState.term;
+    this.#logger.info({ leader, role, term }, "raft leadership changed");
+    if (wasLeader && role !== "leader") this.#rejectLostProposals();
+    if (leaderChanged) this.#reads.onLeaderChange();
+    const change: LeaderChange = { nodeId: this.id, leader, term, role };
+    if (leaderChangedChannel.hasSubscribers) leaderChangedChannel.publish(change);
+    for (const listener of this.#leaderListeners) {
+      // A listener's bug must not stop consensus: it is logged, and raft carries on.
+      try {
+        listener(change);
+      } catch (error) {
+        this.#logger.error({ error: errorMessage(error) }, "a leader-change listener threw");
+      }
+    }
+  }
+
+  async #snapshotAndCompact(): Promise<void> {
+    const data = encodeSnapshotEnvelope({ members: this.#members, data: this.#stateMachine.snapshot() });
+    await this.#storage.createSnapshot(this.#applied, this.#confState, data);
+    this.#snapshotIndex = this.#applied;
+    const compactTo = this.#applied - this.#snapshotCatchUpEntries;
+    if (compactTo >= this.#storage.firstIndex()) await this.#storage.compact(compactTo);
+    this.#logger.debug({ index: this.#applied, compactTo }, "took a raft snapshot");
+  }
+
+  #fail(error: Error): void {
+    if (this.#state === "failed" || this.#state === "closed") return;
+    this.#state = "failed";
+    this.#logger.fatal({ error: errorMessage(error) }, "raft node stopped on a fatal error");
+    this.#stopActivity(new UnavailableError("the raft node stopped on a fatal error", { cause: error }));
+    const onFatal = this.#options.onFatalError ?? ((fatal: Error) => setImmediate(() => { throw fatal; }));
+    onFatal(error);
+  }
+
+  #stopActivity(reason: Error): void {
+    this.#cancelTick?.();
+    this.#cancelTick = null;
+    this.#transport.setHandler(null);
+    this.#rejectProposals(reason);
+    for (const pending of this.#confChanges.splice(0)) pending.reject(reason);
+    this.#reads.rejectAll(reason);
+  }
+
+  /** Rejects what was proposed in an earlier leadership (all of it, when no longer leader). */
+  #rejectLostProposals(): void {
+    const reason = new UnavailableError(
+      "this manager lost raft leadership before the proposal was applied; it may or may not commit: check before retrying",
+    );
+    const stillLeader = this.#role === "leader";
+    for (const [sequence, proposal] of this.#proposals) {
+      if (stillLeader && proposal.term === this.#term) continue;
+      this.#proposals.delete(sequence);
+      proposal.disposeAbort();
+      proposal.reject(reason);
+    }
+    if (!stillLeader) for (const pending of this.#confChanges.splice(0)) pending.reject(reason);
+  }
+
+  #rejectProposals(reason: Error): void {
+    const pending = [...this.#proposals.values()];
+    this.#proposals.clear();
+    for (const proposal of pending) {
+      proposal.disposeAbort();
+      proposal.reject(reason);
+    }
+  }
+
+  #checkRunning(): void {
+    if (this.#state !== "running") throw new UnavailableError(`raft node ${this.id} is ${this.#state}`);
+  }
+
+  #checkLeader(): void {
+    if (this.#role !== "leader") throw new NotLeaderError(this.#leader, this.#members.get(this.#leader));
+  }
+
+  /**
+   * Replicates `data` and resolves with its log position once it is applied on this node.
+   * Throws NotLeaderError on a follower, UnavailableError when raft drops the proposal or
+   * leadership is lost, CancelledError when the signal fires (the entry may still apply).
+   */
+  propose(data: Uint8Array, options: { signal?: AbortSignal } = {}): Promise<{ index: number; term: number }> {
+    try {
+      throwIfAborted(options.signal);
+      this.#checkRunning();
+      if (data.length > proposalBytesMax) {
+        throw new InvalidArgumentError(`proposal of ${data.length} bytes exceeds proposalBytesMax ${proposalBytesMax}`);
+      }
+      this.#checkLeader();
+      if (this.#proposals.size >= pendingProposalsMax) {
+        throw new UnavailableError(`${pendingProposalsMax} proposals are waiting to apply: retry later`);
+      }
+      this.#sequence += 1;
+      const sequence = this.#sequence;
+      this.#rawNode.propose(encodeEntryEnvelope({ nonce: this.#nonce, sequence }, data));
+      this.#schedule();
+      return new Promise((resolve, reject) => {
+        const signal = options.signal;
+        const listener =
+          signal === undefined
+            ? undefined
+            : addAbortListener(signal, () => {
+                this.#proposals.delete(sequence);
+                reject(new CancelledError("proposal wait cancelled; the entry may still be applied", { cause: signal.reason }));
+              });
+        this.#proposals.set(sequence, { term: this.#term, resolve, reject, disposeAbort: () => listener?.[Symbol.dispose]() });
+      });
+    } catch (error) {
+      if (error instanceof ProposalDroppedError) {
+        return Promise.reject(new UnavailableError(`raft dropped the proposal: ${error.message}`, { cause: error }));
+      }
+      return Promise.reject(error instanceof Error ? error : new Error(errorMessage(error)));
+    }
+  }
+
+  /**
+   * A linearizable read point: resolves with an index once this node has applied at least
+   * everything committed when the call was made, so reads of local state are up to date.
+   * Works on followers (the leader confirms its leadership). Throws UnavailableError when
+   * no leader answers in time.
+   */
+  async readIndex(options: { signal?: AbortSignal } = {}): Promise<number> {
+    throwIfAborted(options.signal);
+    this.#checkRunning();
+    const { context, done } = this.#reads.add(options.signal);
+    try {
+      this.#rawNode.readIndex(context);
+    } catch (error) {
+      this.#reads.cancel(context);
+      if (error instanceof ProposalDroppedError) throw new UnavailableError(`read refused: ${error.message}`, { cause: error });
+      throw error;
+    }
+    this.#schedule();
+    return done;
+  }
+
+  #proposeConfChange(change: ConfChange, options: { signal?: AbortSignal }): Promise<ConfState> {
+    throwIfAborted(options.signal);
+    this.#checkRunning();
+    this.#checkLeader();
+    const key = confChangeKey(change);
+    if (this.#confChanges.some((pending) => pending.key === key)) {
+      return Promise.reject(new FailedPreconditionError(`the same membership change (${key}) is already in progress`));
+    }
+    try {
+      this.#rawNode.proposeConfChange(change);
+    } catch (error) {
+      if (error instanceof ProposalDroppedError) {
+        return Promise.reject(new FailedPreconditionError(`membership change refused: ${error.message}`, { cause: error }));
+      }
+      throw error;
+    }
+    this.#schedule();
+    return new Promise((resolve, reject) => {
+      this.#confChanges.push({ key, resolve, reject });
+    });
+  }
+
+  /** Adds a voting member; resolves with the new membership once applied here. */
+  addMember(member: RaftMember, options: { signal?: AbortSignal } = {}): Promise<ConfState> {
+    return this.#proposeConfChange({ type: "add-voter", nodeId: member.id, context: Buffer.from(member.address) }, options);
+  }
+
+  /** Adds a non-voting member that receives the log; promote() it once it caught up. */
+  addLearner(member: RaftMember, options: { signal?: AbortSignal } = {}): Promise<ConfState> {
+    return this.#proposeConfChange({ type: "add-learner", nodeId: member.id, context: Buffer.from(member.address) }, options);
+  }
+
+  /** Turns a learner into a voter. */
+  promote(id: NodeId, options: { signal?: AbortSignal } = {}): Promise<ConfState> {
+    const address = this.#members.get(id);
+    if (address === undefined) return Promise.reject(new InvalidArgumentError(`member ${id} is unknown: add it as a learner first`));
+    return this.#proposeConfChange({ type: "add-voter", nodeId: id, context: Buffer.from(address) }, options);
+  }
+
+  /** Removes a member for good (its id may never be reused). */
+  removeMember(id: NodeId, options: { signal?: AbortSignal } = {}): Promise<ConfState> {
+    return this.#proposeConfChange({ type: "remove-node", nodeId: id, context: new Uint8Array(0) }, options);
+  }
+
+  /** Asks the leader (this node) to hand leadership to `to`; watch onLeaderChange for the result. */
+  transferLeadership(to: NodeId): void {
+    this.#checkRunning();
+    this.#checkLeader();
+    this.#rawNode.transferLeader(to);
+    this.#schedule();
+  }
+
+  /** Calls `listener` on every leader or role change; returns the function that unsubscribes. */
+  onLeaderChange(listener: (change: LeaderChange) => void): () => void {
+    this.#leaderListeners.add(listener);
+    return () => this.#leaderListeners.delete(listener);
+  }
+
+  /** A consistent view of this node's raft state, for diagnostics and routing. */
+  status(): RaftNodeStatus {
+    const status = this.#rawNode.status();
+    return {
+      id: this.id,
+      leader: this.#leader,
+      role: this.#role,
+      term: status.hardState.term,
+      commit: status.hardState.commit,
+      applied: this.#applied,
+      members: new Map(this.#members),
+      walSyncs: this.#storage.walSyncCount(),
+    };
+  }
+
+  /**
+   * Stops ticking and receiving, waits for the Ready being handled (so its fsync
+   * completes), rejects everything pending, and closes the transport and the WAL.
+   */
+  async close(): Promise<void> {
+    if (this.#state === "closed" || this.#state === "closing") return;
+    const failed = this.#state === "failed";
+    this.#state = "closing";
+    if (!failed) this.#stopActivity(new UnavailableError(`raft node ${this.id} is closing`));
+    await this.#processing;
+    await this.#transport.close();
+    await this.#storage.close();
+    this.#state = "closed";
+  }
+}

@@ -1,0 +1,78 @@
+import { InternalError } from "../../common/errors.js";
+import type { NodeId } from "../core/types.js";
+import { ByteReader, ByteWriter, DecodeError } from "../wal/codec.js";
+
+/**
+ * The driver's framing inside raft payloads, invisible to the state machine:
+ * - a normal entry carries [version u8][proposer nonce u64][sequence u64][application data],
+ *   so the node that proposed it can recognise it when it is applied;
+ * - a snapshot carries the member address book next to the state machine's bytes, so a
+ *   restarted or caught-up node knows where its peers are.
+ */
+
+const entryEnvelopeVersion = 1;
+export const entryEnvelopeBytes = 17;
+
+export interface ProposalId {
+  readonly nonce: number;
+  readonly sequence: number;
+}
+
+export function encodeEntryEnvelope(id: ProposalId, data: Uint8Array): Uint8Array {
+  const writer = new ByteWriter(entryEnvelopeBytes + data.length);
+  writer.u8(entryEnvelopeVersion);
+  writer.u64(id.nonce);
+  writer.u64(id.sequence);
+  writer.raw(data);
+  return Uint8Array.from(writer.view());
+}
+
+/** Splits an entry written by encodeEntryEnvelope; a malformed one is a driver bug. */
+export function decodeEntryEnvelope(bytes: Uint8Array, index: number): { id: ProposalId; data: Uint8Array } {
+  try {
+    const reader = new ByteReader(bytes, 0, entryEnvelopeBytes);
+    const version = reader.u8();
+    if (version !== entryEnvelopeVersion) throw new DecodeError(`unknown envelope version ${version}`);
+    const nonce = reader.u64();
+    const sequence = reader.u64();
+    return { id: { nonce, sequence }, data: bytes.subarray(entryEnvelopeBytes) };
+  } catch (error) {
+    throw new InternalError(`committed entry ${index} has a malformed envelope`, { cause: error });
+  }
+}
+
+export interface SnapshotEnvelope {
+  readonly members: ReadonlyMap<NodeId, string>;
+  readonly data: Uint8Array;
+}
+
+export function encodeSnapshotEnvelope(envelope: SnapshotEnvelope): Uint8Array {
+  const writer = new ByteWriter(envelope.data.length + 64 * (envelope.members.size + 1));
+  writer.u32(envelope.members.size);
+  for (const [id, address] of envelope.members) {
+    writer.u64(id);
+    writer.bytes(Buffer.from(address, "utf8"));
+  }
+  writer.bytes(envelope.data);
+  return Uint8Array.from(writer.view());
+}
+
+const addressBookSizeMax = 1024;
+
+export function decodeSnapshotEnvelope(bytes: Uint8Array): SnapshotEnvelope {
+  try {
+    const reader = new ByteReader(bytes);
+    const count = reader.u32();
+    if (count > addressBookSizeMax) throw new DecodeError(`address book of ${count} members`);
+    const members = new Map<NodeId, string>();
+    for (let index = 0; index < count; index += 1) {
+      const id = reader.u64();
+      members.set(id, Buffer.from(reader.bytes()).toString("utf8"));
+    }
+    const data = reader.bytes();
+    reader.end();
+    return { members, data };
+  } catch (error) {
+    throw new InternalError("snapshot data has a malformed envelope", { cause: error });
+  }
+}

@@ -1,0 +1,3 @@
+export { decodeEntryEnvelope, decodeSnapshotEnvelope, encodeEntryEnvelope, encodeSnapshotEnvelope } from "./envelope.js";
+export type { ProposalId, SnapshotEnvelope } from "./envelope.js";
+export { PendingReads, pendingReadsMax } from "./pending-reads.js";

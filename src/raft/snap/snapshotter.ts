@@ -1,0 +1,141 @@
+import { open, readdir, readFile, rename, rm } from "node:fs/promises";
+import { join } from "node:path";
+
+import type { Logger } from "../../common/logger.js";
+import type { Snapshot } from "../core/types.js";
+import { ByteReader, ByteWriter, DecodeError, decodeSnapshotMetadata, encodeSnapshotMetadata } from "../wal/codec.js";
+import { crc32c } from "../wal/crc32c.js";
+import { syncDirectory } from "../wal/wal.js";
+
+/**
+ * Snapshot files: `<term 16 hex>-<index 16 hex>.snap`, holding
+ * [magic "SHOALSNP"][crc32c of body u32][body length u32][body], body = metadata + data.
+ * A snapshot is written to a temporary file, fsynced, renamed and the directory fsynced, so
+ * a crash leaves either the whole file or none. Loading picks the newest file that passes
+ * its checksum; corrupt ones are reported and skipped (and kept, for a human to look at).
+ */
+
+const magic = Buffer.from("SHOALSNP", "latin1");
+const headerBytes = magic.length + 8;
+/** Snapshot files above this size are refused: a snapshot must fit in memory twice. */
+export const snapshotBytesMax = 1024 * 1024 * 1024;
+/** Older valid snapshots kept beside the newest, as a fallback should it be damaged. */
+export const snapshotsKeptMax = 2;
+
+const snapshotNamePattern = /^([0-9a-f]{16})-([0-9a-f]{16})\.snap$/;
+
+export interface SnapshotFileProblem {
+  readonly file: string;
+  readonly problem: string;
+}
+
+export function snapshotFileName(term: number, index: number): string {
+  return `${term.toString(16).padStart(16, "0")}-${index.toString(16).padStart(16, "0")}.snap`;
+}
+
+export function encodeSnapshotFile(snapshot: Snapshot): Buffer {
+  const body = new ByteWriter(snapshot.data.length + 256);
+  encodeSnapshotMetadata(body, snapshot.metadata);
+  body.bytes(snapshot.data);
+  const bodyBytes = body.view();
+  const file = Buffer.allocUnsafe(headerBytes + bodyBytes.length);
+  magic.copy(file, 0);
+  file.writeUInt32LE(crc32c(bodyBytes), magic.length);
+  file.writeUInt32LE(bodyBytes.length, magic.length + 4);
+  bodyBytes.copy(file, headerBytes);
+  return file;
+}
+
+/** Parses a snapshot file's bytes; throws DecodeError saying what is wrong. */
+export function decodeSnapshotFile(bytes: Buffer): Snapshot {
+  if (bytes.length < headerBytes || !bytes.subarray(0, magic.length).equals(magic)) {
+    throw new DecodeError("not a shoal snapshot file (bad magic)");
+  }
+  const checksum = bytes.readUInt32LE(magic.length);
+  const bodyLength = bytes.readUInt32LE(magic.length + 4);
+  if (bodyLength !== bytes.length - headerBytes) {
+    throw new DecodeError(`body length ${bodyLength} does not match file length ${bytes.length}`);
+  }
+  if (crc32c(bytes, 0, headerBytes, bytes.length) !== checksum) throw new DecodeError("checksum mismatch");
+  const reader = new ByteReader(bytes, headerBytes);
+  const metadata = decodeSnapshotMetadata(reader);
+  const data = reader.bytes();
+  reader.end();
+  return { metadata, data };
+}
+
+export class Snapshotter {
+  readonly #dir: string;
+  readonly #logger: Logger;
+
+  /** `dir` must exist and belong to this snapshotter alone. */
+  constructor(options: { dir: string; logger: Logger }) {
+    this.#dir = options.dir;
+    this.#logger = options.logger.child({ component: "raft-snap" });
+  }
+
+  /** Writes the snapshot durably (temp file, fsync, rename, directory fsync), then prunes old ones. */
+  async save(snapshot: Snapshot): Promise<void> {
+    const bytes = encodeSnapshotFile(snapshot);
+    if (bytes.length > snapshotBytesMax) {
+      throw new RangeError(`snapshot of ${bytes.length} bytes exceeds snapshotBytesMax ${snapshotBytesMax}`);
+    }
+    const name = snapshotFileName(snapshot.metadata.term, snapshot.metadata.index);
+    const temporary = join(this.#dir, `${name}.tmp`);
+    const handle = await open(temporary, "w");
+    try {
+      await handle.writeFile(bytes);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temporary, join(this.#dir, name));
+    await syncDirectory(this.#dir);
+    await this.#prune();
+  }
+
+  async #names(): Promise<{ file: string; term: number; index: number }[]> {
+    const names: { file: string; term: number; index: number }[] = [];
+    for (const file of await readdir(this.#dir)) {
+      const match = snapshotNamePattern.exec(file);
+      if (match === null) continue;
+      names.push({
+        file,
+        term: Number.parseInt(match[1] ?? "", 16),
+        index: Number.parseInt(match[2] ?? "", 16),
+      });
+    }
+    // Newest first: a higher index is newer; terms only break ties of equal index.
+    return names.sort((a, b) => b.index - a.index || b.term - a.term);
+  }
+
+  async #prune(): Promise<void> {
+    const names = await this.#names();
+    for (const stale of names.slice(snapshotsKeptMax)) await rm(join(this.#dir, stale.file), { force: true });
+    for (const file of await readdir(this.#dir)) {
+      if (file.endsWith(".snap.tmp")) await rm(join(this.#dir, file), { force: true });
+    }
+  }
+
+  /**
+   * The newest snapshot whose file is intact (null when there is none), and the files that
+   * were skipped because they failed to parse. Each problem is also logged as a warning.
+   */
+  async loadNewest(): Promise<{ snapshot: Snapshot | null; skipped: SnapshotFileProblem[] }> {
+    const skipped: SnapshotFileProblem[] = [];
+    for (const name of await this.#names()) {
+      try {
+        const snapshot = decodeSnapshotFile(await readFile(join(this.#dir, name.file)));
+        if (snapshot.metadata.index !== name.index || snapshot.metadata.term !== name.term) {
+          throw new DecodeError(`holds term ${snapshot.metadata.term} index ${snapshot.metadata.index}`);
+        }
+        return { snapshot, skipped };
+      } catch (error) {
+        if (!(error instanceof DecodeError)) throw error;
+        this.#logger.warn({ file: name.file, problem: error.message }, "skipping corrupt snapshot file");
+        skipped.push({ file: name.file, problem: error.message });
+      }
+    }
+    return { snapshot: null, skipped };
+  }
+}

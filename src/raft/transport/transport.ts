@@ -1,0 +1,490 @@
+import { credentials as grpcCredentials, Metadata, status as grpcStatus } from "@grpc/grpc-js";
+import type {
+  ChannelCredentials,
+  ClientWritableStream,
+  ServerCredentials,
+  ServerReadableStream,
+  ServiceError,
+} from "@grpc/grpc-js";
+
+import type { Clock } from "../../common/clock.js";
+import { errorMessage, InvalidArgumentError, isShoalError, PermissionDeniedError } from "../../common/errors.js";
+import type { Logger } from "../../common/logger.js";
+import type { RaftClient, RaftHandlers } from "../../gen/shoal/v1/Raft.js";
+import type { RaftMessageBatch, RaftMessageBatch__Output } from "../../gen/shoal/v1/RaftMessageBatch.js";
+import type { RaftSnapshotChunk, RaftSnapshotChunk__Output } from "../../gen/shoal/v1/RaftSnapshotChunk.js";
+import type { ProtoGrpcType as RaftProto } from "../../gen/raft.js";
+import { loadProto } from "../../rpc/proto.js";
+import { grpcMessageSizeBytesMax, startGrpcServer } from "../../rpc/server.js";
+import type { GrpcServer, GrpcService } from "../../rpc/server.js";
+import type { Message, NodeId } from "../core/types.js";
+import { messageFromWire, messageSizeBytesEstimate, messageToWire } from "./message-codec.js";
+
+/** Messages waiting for one peer; beyond this they are dropped and counted (raft resends). */
+export const peerQueueMessagesMax = 4096;
+/** A batch is cut below the gRPC limit, leaving room for framing. */
+export const batchBytesMax = grpcMessageSizeBytesMax / 2;
+export const snapshotChunkBytes = 1024 * 1024;
+export const snapshotTransferBytesMax = 1024 * 1024 * 1024;
+export const reconnectBackoffMsMin = 50;
+export const reconnectBackoffMsMax = 1_000;
+
+/** An inbound call as authorizePeer sees it: its peer address, metadata and TLS auth context. */
+export type RaftPeerCall = ServerReadableStream<unknown, unknown>;
+
+/** What the transport delivers to the local raft node. */
+export interface RaftTransportHandler {
+  /** A message from a peer, already validated and addressed to this node. */
+  step(message: Message): void;
+  /** Messages to `id` were lost because it could not be reached. */
+  reportUnreachable(id: NodeId): void;
+  /** A snapshot sent to `id` was installed ("finish") or its delivery failed. */
+  reportSnapshot(id: NodeId, status: "finish" | "failure"): void;
+}
+
+export interface RaftTransportStats {
+  readonly sentMessages: number;
+  readonly receivedMessages: number;
+  readonly droppedMessages: number;
+  readonly snapshotsSent: number;
+  readonly snapshotsFailed: number;
+}
+
+/**
+ * Moves raft messages between managers over gRPC. One client stream per peer carries
+ * batches; snapshots go through their own chunked call. Delivery is best effort, as raft
+ * expects: on a broken stream or a full queue messages are dropped, counted and reported
+ * unreachable, and the stream is reopened with exponential backoff.
+ */
+export interface RaftTransport {
+  readonly id: NodeId;
+  /** Where inbound messages go; null drops them (e.g. before the node has started). */
+  setHandler(handler: RaftTransportHandler | null): void;
+  /** Adds or re-addresses a peer ("host:port"). */
+  addPeer(id: NodeId, address: string): void;
+  removePeer(id: NodeId): void;
+  peers(): ReadonlyMap<NodeId, string>;
+  /** Queues messages for their peers and starts writing them; never blocks, never throws for a peer's state. */
+  send(messages: readonly Message[]): void;
+  /** The service to register on a gRPC server (the daemon's, or one from listen()). */
+  grpcService(): GrpcService;
+  /** Starts a dedicated gRPC server for this transport; returns the bound "host:port". */
+  listen(options: { host: string; port: number; credentials?: ServerCredentials }): Promise<string>;
+  stats(): RaftTransportStats;
+  /** Ends every stream and call, stops reconnect timers and the server from listen(). */
+  close(): Promise<void>;
+}
+
+export interface GrpcRaftTransportOptions {
+  readonly id: NodeId;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  /** Credentials for calls to peers; insecure when absent (tests, loopback benchmarks). */
+  readonly channelCredentials?: ChannelCredentials;
+  /**
+   * Binds an inbound call to the node id its credentials prove (e.g. from the client
+   * certificate), or null to refuse the call. Without it the sender's claimed id is
+   * trusted, which is only acceptable with insecure loopback setups.
+   */
+  readonly authorizePeer?: (call: RaftPeerCall) => NodeId | null;
+  readonly peerQueueMessagesMax?: number;
+}
+
+interface PeerConnection {
+  readonly id: NodeId;
+  readonly address: string;
+  readonly client: RaftClient;
+  stream: ClientWritableStream<RaftMessageBatch> | null;
+  queue: Message[];
+  blocked: boolean;
+  backoffMs: number;
+  cancelRetry: (() => void) | null;
+  snapshotInFlight: boolean;
+  closed: boolean;
+}
+
+function grpcError(code: number, details: string): Partial<ServiceError> {
+  return { code, details, message: details };
+}
+
+class GrpcRaftTransport implements RaftTransport {
+  readonly id: NodeId;
+  readonly #logger: Logger;
+  readonly #clock: Clock;
+  readonly #channelCredentials: ChannelCredentials;
+  readonly #authorizePeer: ((call: RaftPeerCall) => NodeId | null) | undefined;
+  readonly #queueMax: number;
+  readonly #proto: RaftProto;
+  readonly #peers = new Map<NodeId, PeerConnection>();
+  readonly #inbound = new Set<() => void>();
+  #handler: RaftTransportHandler | null = null;
+  #server: GrpcServer | null = null;
+  #closed = false;
+  #stats = { sentMessages: 0, receivedMessages: 0, droppedMessages: 0, snapshotsSent: 0, snapshotsFailed: 0 };
+
+  constructor(options: GrpcRaftTransportOptions) {
+    this.id = options.id;
+    this.#logger = options.logger.child({ component: "raft-transport", node: options.id });
+    this.#clock = options.clock;
+    this.#channelCredentials = options.channelCredentials ?? grpcCredentials.createInsecure();
+    this.#authorizePeer = options.authorizePeer;
+    this.#queueMax = options.peerQueueMessagesMax ?? peerQueueMessagesMax;
+    this.#proto = loadProto<RaftProto>("shoal/v1/raft.proto");
+  }
+
+  setHandler(handler: RaftTransportHandler | null): void {
+    this.#handler = handler;
+  }
+
+  addPeer(id: NodeId, address: string): void {
+    if (id === this.id) return;
+    const existing = this.#peers.get(id);
+    if (existing?.address === address) return;
+    if (existing !== undefined) this.removePeer(id);
+    const client = new this.#proto.shoal.v1.Raft(address, this.#channelCredentials, {
+      "grpc.max_send_message_length": grpcMessageSizeBytesMax,
+      "grpc.max_receive_message_length": grpcMessageSizeBytesMax,
+      // A restarted peer must be found again within about an election timeout, not after
+      // grpc's default reconnect backoff of up to two minutes.
+      "grpc.initial_reconnect_backoff_ms": reconnectBackoffMsMin * 2,
+      "grpc.max_reconnect_backoff_ms": reconnectBackoffMsMax,
+      "grpc.keepalive_time_ms": 10_000,
+      "grpc.keepalive_timeout_ms": 5_000,
+    });
+    this.#peers.set(id, {
+      id,
+      address,
+      client,
+      stream: null,
+      queue: [],
+      blocked: false,
+      backoffMs: reconnectBackoffMsMin,
+      cancelRetry: null,
+      snapshotInFlight: false,
+      closed: false,
+    });
+  }
+
+  removePeer(id: NodeId): void {
+    const peer = this.#peers.get(id);
+    if (peer === undefined) return;
+    this.#peers.delete(id);
+    this.#closePeer(peer);
+  }
+
+  #closePeer(peer: PeerConnection): void {
+    peer.closed = true;
+    peer.cancelRetry?.();
+    peer.cancelRetry = null;
+    this.#stats.droppedMessages += peer.queue.length;
+    peer.queue = [];
+    peer.stream?.end();
+    peer.stream = null;
+    peer.client.close();
+  }
+
+  peers(): ReadonlyMap<NodeId, string> {
+    return new Map([...this.#peers].map(([id, peer]) => [id, peer.address]));
+  }
+
+  send(messages: readonly Message[]): void {
+    if (this.#closed) return;
+    const touched = new Set<PeerConnection>();
+    for (const message of messages) {
+      const peer = this.#peers.get(message.to);
+      if (peer === undefined) {
+        this.#stats.droppedMessages += 1;
+        this.#logger.debug({ to: message.to, type: message.type }, "dropping message to unknown peer");
+        continue;
+      }
+      if (message.type === "snap") {
+        this.#sendSnapshot(peer, message);
+        continue;
+      }
+      if (peer.queue.length >= this.#queueMax || peer.cancelRetry !== null) {
+        // Full queue or a stream in backoff: queuing more would only deliver stale traffic late.
+        this.#stats.droppedMessages += 1;
+        this.#handler?.reportUnreachable(peer.id);
+        continue;
+      }
+      peer.queue.push(message);
+      touched.add(peer);
+    }
+    for (const peer of touched) this.#flush(peer);
+  }
+
+  #flush(peer: PeerConnection): void {
+    if (peer.closed || peer.blocked || peer.queue.length === 0) return;
+    const stream = peer.stream ?? this.#openStream(peer);
+    while (peer.queue.length > 0 && !peer.blocked) {
+      let bytes = 0;
+      let count = 0;
+      for (const message of peer.queue) {
+        const size = messageSizeBytesEstimate(message);
+        if (count > 0 && bytes + size > batchBytesMax) break;
+        bytes += size;
+        count += 1;
+      }
+      const batch = peer.queue.splice(0, count);
+      if (bytes > grpcMessageSizeBytesMax) {
+        this.#stats.droppedMessages += 1;
+        this.#logger.error({ to: peer.id, bytes }, "dropping a raft message larger than the gRPC message limit");
+        continue;
+      }
+      this.#stats.sentMessages += batch.length;
+      const wire = batch.map((message) => messageToWire(message, { includeSnapshotData: true }));
+      if (!stream.write({ from: this.id, messages: wire })) {
+        peer.blocked = true;
+        stream.once("drain", () => {
+          peer.blocked = false;
+          if (peer.stream === stream) this.#flush(peer);
+        });
+      }
+    }
+  }
+
+  #openStream(peer: PeerConnection): ClientWritableStream<RaftMessageBatch> {
+    const stream = peer.client.Stream((error) => {
+      if (peer.stream !== stream) return;
+      peer.stream = null;
+      peer.blocked = false;
+      if (peer.closed || this.#closed) return;
+      const lost = peer.queue.length;
+      this.#stats.droppedMessages += lost;
+      peer.queue = [];
+      this.#logger.debug({ to: peer.id, error: error?.message, lost }, "stream to peer ended");
+      this.#handler?.reportUnreachable(peer.id);
+      const delay = peer.backoffMs;
+      peer.backoffMs = Math.min(peer.backoffMs * 2, reconnectBackoffMsMax);
+      peer.cancelRetry = this.#clock.setTimer(delay, () => {
+        peer.cancelRetry = null;
+      });
+    });
+    // The server sends headers as soon as it accepts the stream: the peer is reachable again.
+    stream.on("metadata", () => {
+      peer.backoffMs = reconnectBackoffMsMin;
+    });
+    stream.on("error", (error: Error) => {
+      this.#logger.trace({ to: peer.id, error: error.message }, "stream error");
+    });
+    peer.stream = stream;
+    return stream;
+  }
+
+  #sendSnapshot(peer: PeerConnection, message: Message): void {
+    const snapshot = message.snapshot;
+    if (snapshot === null || peer.snapshotInFlight) {
+      // One snapshot per peer at a time; raft asks again after the failure report.
+      this.#handler?.reportSnapshot(peer.id, "failure");
+      return;
+    }
+    peer.snapshotInFlight = true;
+    const call = peer.client.SendSnapshot((error) => {
+      peer.snapshotInFlight = false;
+      if (error !== null) {
+        this.#stats.snapshotsFailed += 1;
+        this.#logger.warn({ to: peer.id, error: error.message }, "snapshot transfer failed");
+        this.#handler?.reportUnreachable(peer.id);
+        this.#handler?.reportSnapshot(peer.id, "failure");
+        return;
+      }
+      this.#stats.snapshotsSent += 1;
+      this.#handler?.reportSnapshot(peer.id, "finish");
+    });
+    call.on("error", (error: Error) => {
+      this.#logger.trace({ to: peer.id, error: error.message }, "snapshot call error");
+    });
+    const chunks: RaftSnapshotChunk[] = [
+      { head: { message: messageToWire(message, { includeSnapshotData: false }), totalBytes: snapshot.data.length } },
+    ];
+    for (let offset = 0; offset < snapshot.data.length; offset += snapshotChunkBytes) {
+      chunks.push({ data: snapshot.data.subarray(offset, offset + snapshotChunkBytes) });
+    }
+    const writeFrom = (position: number): void => {
+      for (let index = position; index < chunks.length; index += 1) {
+        if (peer.closed || this.#closed) {
+          call.cancel();
+          return;
+        }
+        const chunk = chunks[index];
+        if (chunk !== undefined && !call.write(chunk)) {
+          call.once("drain", () => writeFrom(index + 1));
+          return;
+        }
+      }
+      call.end();
+    };
+    writeFrom(0);
+  }
+
+  #authorize(call: RaftPeerCall): { ok: true; id: NodeId | null } | { ok: false } {
+    if (this.#authorizePeer === undefined) return { ok: true, id: null };
+    const id = this.#authorizePeer(call);
+    return id === null ? { ok: false } : { ok: true, id };
+  }
+
+  #acceptMessage(wire: RaftMessageBatch__Output["messages"][number], from: NodeId): Message {
+    const message = messageFromWire(wire);
+    if (message.from !== from) {
+      throw new PermissionDeniedError(`message claims sender ${message.from} on a stream from ${from}`);
+    }
+    if (message.to !== this.id) {
+      throw new InvalidArgumentError(`message for node ${message.to} reached node ${this.id}`);
+    }
+    return message;
+  }
+
+  #senderOf(batchFrom: unknown, authorized: NodeId | null): NodeId {
+    if (typeof batchFrom !== "number" || !Number.isSafeInteger(batchFrom) || batchFrom <= 0) {
+      throw new InvalidArgumentError("raft batch has no valid sender id");
+    }
+    if (authorized !== null && authorized !== batchFrom) {
+      throw new PermissionDeniedError(`peer authenticated as ${authorized} sent a batch as ${batchFrom}`);
+    }
+    return batchFrom;
+  }
+
+  #handlers(): RaftHandlers {
+    return {
+      Stream: (call, callback) => {
+        const authorization = this.#authorize(call);
+        if (this.#closed || !authorization.ok) {
+          const code = this.#closed ? grpcStatus.UNAVAILABLE : grpcStatus.PERMISSION_DENIED;
+          callback(grpcError(code, this.#closed ? "raft transport is closed" : "peer is not a cluster member"));
+          return;
+        }
+        call.sendMetadata(new Metadata());
+        let received = 0;
+        let done = false;
+        const finish = (error: Partial<ServiceError> | null): void => {
+          if (done) return;
+          done = true;
+          this.#inbound.delete(finishOk);
+          callback(error, { messagesReceived: received });
+        };
+        const finishOk = (): void => finish(null);
+        this.#inbound.add(finishOk);
+        call.on("data", (batch: RaftMessageBatch__Output) => {
+          if (done) return;
+          try {
+            const from = this.#senderOf(batch.from, authorization.id);
+            const messages = batch.messages.map((wire) => this.#acceptMessage(wire, from));
+            received += messages.length;
+            this.#stats.receivedMessages += messages.length;
+            const handler = this.#handler;
+            if (handler !== null) for (const message of messages) handler.step(message);
+          } catch (error) {
+            this.#logger.warn({ error: errorMessage(error) }, "refusing raft batch");
+            const code = isShoalError(error) ? error.grpcStatus : grpcStatus.INTERNAL;
+            finish(grpcError(code, errorMessage(error)));
+          }
+        });
+        call.on("end", finishOk);
+        call.on("error", (error: Error) => {
+          this.#logger.trace({ error: error.message }, "inbound stream error");
+          this.#inbound.delete(finishOk);
+          done = true;
+        });
+      },
+      SendSnapshot: (call, callback) => {
+        this.#receiveSnapshot(call, callback);
+      },
+    };
+  }
+
+  #receiveSnapshot(call: Parameters<RaftHandlers["SendSnapshot"]>[0], callback: Parameters<RaftHandlers["SendSnapshot"]>[1]): void {
+    const authorization = this.#authorize(call);
+    if (this.#closed || !authorization.ok) {
+      callback(grpcError(grpcStatus.PERMISSION_DENIED, "peer may not send snapshots"));
+      return;
+    }
+    let head: { message: Message; totalBytes: number } | null = null;
+    const chunks: Buffer[] = [];
+    let received = 0;
+    let done = false;
+    const fail = (error: unknown): void => {
+      if (done) return;
+      done = true;
+      this.#logger.warn({ error: errorMessage(error) }, "refusing snapshot transfer");
+      const code = isShoalError(error) ? error.grpcStatus : grpcStatus.INTERNAL;
+      callback(grpcError(code, errorMessage(error)));
+    };
+    call.on("data", (chunk: RaftSnapshotChunk__Output) => {
+      if (done) return;
+      try {
+        if (chunk.part === "head" && head === null && chunk.head?.message != null) {
+          const from = this.#senderOf(chunk.head.message.from, authorization.id);
+          const message = this.#acceptMessage(chunk.head.message, from);
+          const totalBytes = chunk.head.totalBytes;
+          if (message.type !== "snap" || message.snapshot === null) throw new InvalidArgumentError("snapshot head is not a snap message");
+          if (!Number.isSafeInteger(totalBytes) || totalBytes < 0 || totalBytes > snapshotTransferBytesMax) {
+            throw new InvalidArgumentError(`snapshot size ${totalBytes} exceeds snapshotTransferBytesMax ${snapshotTransferBytesMax}`);
+          }
+          head = { message, totalBytes };
+        } else if (chunk.part === "data" && head !== null && chunk.data !== undefined) {
+          received += chunk.data.length;
+          if (received > head.totalBytes) throw new InvalidArgumentError("snapshot data exceeds its announced size");
+          chunks.push(chunk.data);
+        } else {
+          throw new InvalidArgumentError("snapshot chunks out of order: the head comes first, once");
+        }
+      } catch (error) {
+        fail(error);
+      }
+    });
+    call.on("end", () => {
+      if (done) return;
+      if (head === null || received !== head.totalBytes) {
+        fail(new InvalidArgumentError(`snapshot transfer ended after ${received} bytes`));
+        return;
+      }
+      done = true;
+      const { message } = head;
+      const snapshot = message.snapshot;
+      if (snapshot !== null) {
+        this.#stats.receivedMessages += 1;
+        this.#handler?.step({ ...message, snapshot: { metadata: snapshot.metadata, data: Buffer.concat(chunks) } });
+      }
+      callback(null, { bytesReceived: received });
+    });
+    call.on("error", (error: Error) => {
+      done = true;
+      this.#logger.trace({ error: error.message }, "inbound snapshot call error");
+    });
+  }
+
+  grpcService(): GrpcService {
+    return { definition: this.#proto.shoal.v1.Raft.service, handlers: this.#handlers() };
+  }
+
+  async listen(options: { host: string; port: number; credentials?: ServerCredentials }): Promise<string> {
+    if (this.#server !== null) throw new InvalidArgumentError("raft transport is already listening");
+    this.#server = await startGrpcServer({
+      host: options.host,
+      port: options.port,
+      services: [this.grpcService()],
+      ...(options.credentials === undefined ? {} : { credentials: options.credentials }),
+    });
+    return this.#server.address;
+  }
+
+  stats(): RaftTransportStats {
+    return { ...this.#stats };
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#handler = null;
+    for (const peer of this.#peers.values()) this.#closePeer(peer);
+    this.#peers.clear();
+    // End inbound streams so that the server's graceful shutdown does not wait for peers.
+    for (const finish of [...this.#inbound]) finish();
+    await this.#server?.close();
+    this.#server = null;
+  }
+}
+
+export function createGrpcRaftTransport(options: GrpcRaftTransportOptions): RaftTransport {
+  return new GrpcRaftTransport(options);
+}

@@ -1,0 +1,192 @@
+import assert from "node:assert/strict";
+import diagnosticsChannel from "node:diagnostics_channel";
+import { test } from "node:test";
+
+import { UnavailableError } from "../../../src/common/errors.js";
+import { leaderChangedChannel, NotLeaderError } from "../../../src/raft/node.js";
+import type { LeaderChange } from "../../../src/raft/node.js";
+import { TestCluster, waitFor } from "./cluster.js";
+
+test("three nodes elect a leader and every node applies proposals in the same order", async (t) => {
+  const cluster = await TestCluster.start(3);
+  t.after(() => cluster.close());
+  const leader = await cluster.leader();
+  const node = leader.node;
+  assert.ok(node !== null);
+  const values = Array.from({ length: 200 }, (_, i) => `value-${i}`);
+  // Proposed in one event-loop turn: they share Readies (and fsyncs), and apply in order.
+  const positions = await Promise.all(values.map((value) => node.propose(Buffer.from(value))));
+  const indexes = positions.map((position) => position.index);
+  assert.deepEqual(indexes, [...indexes].sort((a, b) => a - b));
+  assert.equal(new Set(indexes).size, values.length);
+  // Resolved means applied on the leader already.
+  assert.deepEqual(leader.machine.applied, values);
+  for (const member of cluster.members) {
+    await waitFor(`member ${member.id} applies all`, () => member.machine.applied.length === values.length);
+    assert.deepEqual(member.machine.applied, values);
+  }
+});
+
+test("a proposal on a follower is refused with the leader's id", async (t) => {
+  const cluster = await TestCluster.start(3);
+  t.after(() => cluster.close());
+  const leader = await cluster.leader();
+  const follower = cluster.members.find((member) => member.id !== leader.id);
+  assert.ok(follower?.node);
+  await assert.rejects(follower.node.propose(Buffer.from("x")), (error: unknown) => {
+    assert.ok(error instanceof NotLeaderError);
+    assert.equal(error.leader, leader.id);
+    return true;
+  });
+});
+
+test("closing the leader elects a new one that keeps every applied entry", async (t) => {
+  const cluster = await TestCluster.start(3);
+  t.after(() => cluster.close());
+  const changes: LeaderChange[] = [];
+  const onChange = (message: unknown): void => {
+    changes.push(message as LeaderChange);
+  };
+  diagnosticsChannel.subscribe(leaderChangedChannel.name, onChange);
+  t.after(() => diagnosticsChannel.unsubscribe(leaderChangedChannel.name, onChange));
+  const first = await cluster.leader();
+  await first.node?.propose(Buffer.from("before"));
+  await cluster.stopMember(first.id);
+  const second = await cluster.leader();
+  assert.notEqual(second.id, first.id);
+  assert.ok(changes.some((change) => change.nodeId === second.id && change.role === "leader"));
+  await second.node?.propose(Buffer.from("after"));
+  for (const member of cluster.running()) {
+    await waitFor(`member ${member.id} applies both`, () => member.machine.applied.length === 2);
+    assert.deepEqual(member.machine.applied, ["before", "after"]);
+  }
+  // The old leader restarts from its WAL and catches up.
+  await cluster.startMember(first.id, { bootstrap: true });
+  await waitFor("restarted member catches up", () => first.machine.applied.length === 2);
+  assert.deepEqual(first.machine.applied, ["before", "after"]);
+});
+
+test("pending proposals are rejected when the leader closes", async (t) => {
+  const cluster = await TestCluster.start(3);
+  t.after(() => cluster.close());
+  const leader = await cluster.leader();
+  const node = leader.node;
+  assert.ok(node !== null);
+  // Closed in the same event-loop turn: the proposal never reaches the WAL, so it must fail.
+  const pending = node.propose(Buffer.from("in flight"));
+  const closing = cluster.stopMember(leader.id);
+  await assert.rejects(pending, UnavailableError);
+  await closing;
+  await assert.rejects(node.propose(Buffer.from("after close")), UnavailableError);
+  assert.ok(!leader.machine.applied.includes("in flight"));
+});
+
+test("readIndex on a follower waits for the leader's commit index", async (t) => {
+  const cluster = await TestCluster.start(3);
+  t.after(() => cluster.close());
+  const leader = await cluster.leader();
+  const follower = cluster.members.find((member) => member.id !== leader.id);
+  assert.ok(follower?.node && leader.node);
+  const { index } = await leader.node.propose(Buffer.from("read me"));
+  const readIndex = await follower.node.readIndex();
+  assert.ok(readIndex >= index, `read index ${readIndex} below the write's ${index}`);
+  assert.ok(follower.machine.applied.includes("read me"));
+});
+
+test("snapshots compact the log and a restarted member recovers from snapshot plus WAL", async (t) => {
+  const cluster = await TestCluster.start(3, { snapshotEveryEntries: 20 });
+  t.after(() => cluster.close());
+  const leader = await cluster.leader();
+  const follower = cluster.members.find((member) => member.id !== leader.id);
+  assert.ok(follower && leader.node);
+  await cluster.stopMember(follower.id);
+  const values = Array.from({ length: 100 }, (_, i) => `v${i}`);
+  for (const value of values) await leader.node.propose(Buffer.from(value));
+  // The follower missed entries that were compacted away: it must catch up by snapshot.
+  await cluster.startMember(follower.id, { bootstrap: true });
+  await waitFor("follower catches up", () => follower.machine.applied.length === values.length);
+  assert.deepEqual(follower.machine.applied, values);
+  await cluster.stopMember(leader.id);
+  await cluster.startMember(leader.id, { bootstrap: true });
+  await waitFor("old leader recovers", () => leader.machine.applied.length === values.length, 10_000);
+  assert.deepEqual(leader.machine.applied, values);
+});
+
+test("proposals made in one event-loop turn share fsyncs (group commit)", async (t) => {
+  const cluster = await TestCluster.start(3);
+  t.after(() => cluster.close());
+  const leader = await cluster.leader();
+  const node = leader.node;
+  assert.ok(node !== null);
+  await node.propose(Buffer.from("warm up"));
+  const before = node.status().walSyncs;
+  await Promise.all(Array.from({ length: 500 }, (_, i) => node.propose(Buffer.from(`p${i}`))));
+  const syncs = node.status().walSyncs - before;
+  assert.ok(syncs >= 1 && syncs <= 5, `500 proposals took ${syncs} leader fsyncs`);
+});
+
+test("a cancelled proposal wait rejects with CancelledError", async (t) => {
+  const cluster = await TestCluster.start(3);
+  t.after(() => cluster.close());
+  const leader = await cluster.leader();
+  assert.ok(leader.node);
+  const controller = new AbortController();
+  const pending = leader.node.propose(Buffer.from("cancelled wait"), { signal: controller.signal });
+  controller.abort();
+  await assert.rejects(pending, (error: unknown) => error instanceof Error && error.name === "CancelledError");
+  const aborted = AbortSignal.abort();
+  await assert.rejects(leader.node.propose(Buffer.from("x"), { signal: aborted }), (error: unknown) => error instanceof Error && error.name === "CancelledError");
+});
+
+test("a learner joins, catches up, is promoted, then removed", async (t) => {
+  const cluster = await TestCluster.start(3, { snapshotEveryEntries: 20 });
+  t.after(() => cluster.close());
+  const leader = await cluster.leader();
+  const node = leader.node;
+  assert.ok(node !== null);
+  for (let i = 0; i < 50; i += 1) await node.propose(Buffer.from(`before-join-${i}`));
+  const joiner = await cluster.addMember(4);
+  const asLearner = await node.addLearner({ id: 4, address: joiner.address });
+  assert.deepEqual([...asLearner.learners], [4]);
+  await waitFor("learner catches up", () => joiner.machine.applied.length === 50);
+  assert.deepEqual(joiner.machine.applied, leader.machine.applied);
+  const promoted = await node.promote(4);
+  assert.deepEqual([...promoted.voters].sort(), [1, 2, 3, 4]);
+  assert.deepEqual([...promoted.learners], []);
+  await node.propose(Buffer.from("with four"));
+  await waitFor("new voter applies", () => joiner.machine.applied.at(-1) === "with four");
+  const removed = await node.removeMember(4);
+  assert.deepEqual([...removed.voters].sort(), [1, 2, 3]);
+  assert.equal(node.status().members.has(4), false);
+});
+
+test("leadership transfers to the chosen member", async (t) => {
+  const cluster = await TestCluster.start(3);
+  t.after(() => cluster.close());
+  const leader = await cluster.leader();
+  const target = cluster.members.find((member) => member.id !== leader.id);
+  assert.ok(leader.node && target);
+  await leader.node.propose(Buffer.from("before transfer"));
+  leader.node.transferLeadership(target.id);
+  await waitFor("transfer", () => target.node?.status().role === "leader");
+  const next = await cluster.leader();
+  assert.equal(next.id, target.id);
+});
+
+test("a leader that loses its quorum steps down and rejects its pending proposals", async (t) => {
+  const cluster = await TestCluster.start(3);
+  t.after(() => cluster.close());
+  const leader = await cluster.leader();
+  assert.ok(leader.node);
+  for (const member of cluster.members) {
+    if (member.id !== leader.id) await cluster.stopMember(member.id);
+  }
+  // No quorum can acknowledge this entry; check-quorum makes the leader step down.
+  await assert.rejects(leader.node.propose(Buffer.from("stranded")), (error: unknown) => {
+    assert.ok(error instanceof UnavailableError);
+    assert.match(error.message, /lost raft leadership/);
+    return true;
+  });
+  assert.notEqual(leader.node.status().role, "leader");
+  assert.ok(!leader.machine.applied.includes("stranded"));
+});

@@ -1,0 +1,71 @@
+import assert from "node:assert/strict";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+
+import { pino } from "pino";
+
+import type { Snapshot } from "../../../src/raft/core/types.js";
+import { snapshotFileName, Snapshotter, snapshotsKeptMax } from "../../../src/raft/snap/snapshotter.js";
+
+const logger = pino({ level: "silent" });
+
+function snapshot(index: number, term: number): Snapshot {
+  return {
+    metadata: { index, term, confState: { voters: [1, 2, 3], learners: [4] } },
+    data: Buffer.from(`state at ${index}`),
+  };
+}
+
+async function tempDir(t: { after: (fn: () => Promise<void>) => void }): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "shoal-snap-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+test("an empty directory has no snapshot", async (t) => {
+  const snapshotter = new Snapshotter({ dir: await tempDir(t), logger });
+  assert.deepEqual(await snapshotter.loadNewest(), { snapshot: null, skipped: [] });
+});
+
+test("the newest saved snapshot loads back byte for byte; old ones are pruned", async (t) => {
+  const dir = await tempDir(t);
+  const snapshotter = new Snapshotter({ dir, logger });
+  for (const index of [10, 20, 30, 40]) await snapshotter.save(snapshot(index, 2));
+  const { snapshot: loaded, skipped } = await snapshotter.loadNewest();
+  assert.deepEqual(skipped, []);
+  assert.ok(loaded !== null);
+  assert.deepEqual(loaded.metadata, snapshot(40, 2).metadata);
+  assert.equal(Buffer.from(loaded.data).toString(), "state at 40");
+  const files = (await readdir(dir)).sort();
+  assert.equal(files.length, snapshotsKeptMax);
+  assert.deepEqual(files, [snapshotFileName(2, 30), snapshotFileName(2, 40)]);
+});
+
+test("a corrupt newest snapshot is skipped and reported; the previous one loads", async (t) => {
+  const dir = await tempDir(t);
+  const snapshotter = new Snapshotter({ dir, logger });
+  await snapshotter.save(snapshot(10, 1));
+  await snapshotter.save(snapshot(20, 1));
+  const newest = join(dir, snapshotFileName(1, 20));
+  const bytes = await readFile(newest);
+  bytes[bytes.length - 3] = (bytes[bytes.length - 3] ?? 0) ^ 0x01;
+  await writeFile(newest, bytes);
+  const { snapshot: loaded, skipped } = await snapshotter.loadNewest();
+  assert.equal(loaded?.metadata.index, 10);
+  assert.deepEqual(skipped, [{ file: snapshotFileName(1, 20), problem: "checksum mismatch" }]);
+});
+
+test("a truncated snapshot file is skipped", async (t) => {
+  const dir = await tempDir(t);
+  const snapshotter = new Snapshotter({ dir, logger });
+  await snapshotter.save(snapshot(10, 1));
+  const file = join(dir, snapshotFileName(1, 10));
+  const bytes = await readFile(file);
+  await writeFile(file, bytes.subarray(0, bytes.length - 1));
+  const { snapshot: loaded, skipped } = await snapshotter.loadNewest();
+  assert.equal(loaded, null);
+  assert.equal(skipped.length, 1);
+  assert.match(skipped[0]?.problem ?? "", /length/);
+});

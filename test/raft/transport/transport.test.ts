@@ -1,0 +1,174 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { pino } from "pino";
+
+import { systemClock } from "../../../src/common/clock.js";
+import type { Message, NodeId } from "../../../src/raft/core/types.js";
+import { createGrpcRaftTransport } from "../../../src/raft/transport/transport.js";
+import type { RaftTransport, RaftTransportHandler } from "../../../src/raft/transport/transport.js";
+
+const logger = pino({ level: "silent" });
+
+function message(partial: Partial<Message> & Pick<Message, "type" | "from" | "to">): Message {
+  return {
+    term: 1,
+    logTerm: 0,
+    index: 0,
+    entries: [],
+    commit: 0,
+    snapshot: null,
+    reject: false,
+    rejectHint: 0,
+    context: new Uint8Array(0),
+    ...partial,
+  };
+}
+
+class Recorder implements RaftTransportHandler {
+  readonly messages: Message[] = [];
+  readonly unreachable: NodeId[] = [];
+  readonly snapshots: [NodeId, string][] = [];
+  step(m: Message): void {
+    this.messages.push(m);
+  }
+  reportUnreachable(id: NodeId): void {
+    this.unreachable.push(id);
+  }
+  reportSnapshot(id: NodeId, status: "finish" | "failure"): void {
+    this.snapshots.push([id, status]);
+  }
+}
+
+async function waitFor(what: string, condition: () => boolean, deadlineMs = 5_000): Promise<void> {
+  const deadline = Date.now() + deadlineMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+async function pair(
+  t: { after: (fn: () => Promise<void>) => void },
+  options: { authorize?: (claimed: NodeId) => NodeId | null } = {},
+): Promise<{ one: RaftTransport; two: RaftTransport; atOne: Recorder; atTwo: Recorder }> {
+  const one = createGrpcRaftTransport({ id: 1, logger, clock: systemClock });
+  const authorize = options.authorize;
+  const two = createGrpcRaftTransport({
+    id: 2,
+    logger,
+    clock: systemClock,
+    ...(authorize === undefined ? {} : { authorizePeer: () => authorize(1) }),
+  });
+  t.after(() => one.close());
+  t.after(() => two.close());
+  const atOne = new Recorder();
+  const atTwo = new Recorder();
+  one.setHandler(atOne);
+  two.setHandler(atTwo);
+  const addressOne = await one.listen({ host: "127.0.0.1", port: 0 });
+  const addressTwo = await two.listen({ host: "127.0.0.1", port: 0 });
+  one.addPeer(2, addressTwo);
+  two.addPeer(1, addressOne);
+  return { one, two, atOne, atTwo };
+}
+
+test("batched messages arrive in order with their entries intact", async (t) => {
+  const { one, atTwo } = await pair(t);
+  const sent: Message[] = [];
+  for (let index = 1; index <= 300; index += 1) {
+    sent.push(
+      message({
+        type: "app",
+        from: 1,
+        to: 2,
+        index,
+        logTerm: 1,
+        commit: index - 1,
+        entries: [{ term: 1, index: index + 1, type: "normal", data: Buffer.from(`entry ${index}`) }],
+        context: Buffer.from([index % 256]),
+      }),
+    );
+  }
+  one.send(sent.slice(0, 100));
+  one.send(sent.slice(100));
+  await waitFor("300 messages", () => atTwo.messages.length === 300);
+  assert.deepEqual(
+    atTwo.messages.map((m) => [m.type, m.index, Buffer.from(m.entries[0]?.data ?? []).toString(), m.context[0]]),
+    sent.map((m) => [m.type, m.index, Buffer.from(m.entries[0]?.data ?? []).toString(), m.context[0]]),
+  );
+  assert.equal(one.stats().sentMessages, 300);
+});
+
+test("a snapshot larger than a gRPC message travels in chunks and is reported finished", async (t) => {
+  const { one, atOne, atTwo } = await pair(t);
+  const data = Buffer.alloc(20 * 1024 * 1024);
+  for (let offset = 0; offset < data.length; offset += 4096) data[offset] = offset % 251;
+  one.send([
+    message({
+      type: "snap",
+      from: 1,
+      to: 2,
+      snapshot: { metadata: { index: 500, term: 3, confState: { voters: [1, 2], learners: [] } }, data },
+    }),
+  ]);
+  await waitFor("snapshot delivery", () => atOne.snapshots.length === 1, 20_000);
+  assert.deepEqual(atOne.snapshots, [[2, "finish"]]);
+  const received = atTwo.messages[0];
+  assert.equal(received?.type, "snap");
+  assert.equal(received.snapshot?.metadata.index, 500);
+  assert.ok(Buffer.from(received.snapshot?.data ?? []).equals(data));
+});
+
+test("an unreachable peer is reported and its messages dropped and counted", async (t) => {
+  const one = createGrpcRaftTransport({ id: 1, logger, clock: systemClock });
+  t.after(() => one.close());
+  const recorder = new Recorder();
+  one.setHandler(recorder);
+  // Port 1 on loopback: nothing listens there, connections are refused at once.
+  one.addPeer(2, "127.0.0.1:1");
+  one.send([message({ type: "heartbeat", from: 1, to: 2 })]);
+  await waitFor("unreachable report", () => recorder.unreachable.length > 0);
+  assert.equal(recorder.unreachable[0], 2);
+  // While the stream is in backoff new messages are dropped instead of piling up.
+  one.send([message({ type: "heartbeat", from: 1, to: 2 })]);
+  assert.ok(one.stats().droppedMessages >= 1);
+});
+
+test("a full peer queue drops and counts instead of growing", (t) => {
+  const one = createGrpcRaftTransport({ id: 1, logger, clock: systemClock, peerQueueMessagesMax: 0 });
+  t.after(() => one.close());
+  const recorder = new Recorder();
+  one.setHandler(recorder);
+  one.addPeer(2, "127.0.0.1:1");
+  one.send([message({ type: "heartbeat", from: 1, to: 2 }), message({ type: "heartbeat", from: 1, to: 2 })]);
+  assert.equal(one.stats().droppedMessages, 2);
+  assert.deepEqual(recorder.unreachable, [2, 2]);
+});
+
+test("authorizePeer refusing a caller keeps its messages out", async (t) => {
+  const { one, atTwo } = await pair(t, { authorize: () => null });
+  one.send([message({ type: "heartbeat", from: 1, to: 2 })]);
+  const probe = new Recorder();
+  one.setHandler(probe);
+  await waitFor("refusal reported as unreachable", () => probe.unreachable.length > 0);
+  assert.equal(atTwo.messages.length, 0);
+});
+
+test("authorizePeer binding a different id refuses a sender claiming another one", async (t) => {
+  const { one, atTwo } = await pair(t, { authorize: () => 7 });
+  const probe = new Recorder();
+  one.setHandler(probe);
+  one.send([message({ type: "heartbeat", from: 1, to: 2 })]);
+  await waitFor("refusal reported as unreachable", () => probe.unreachable.length > 0);
+  assert.equal(atTwo.messages.length, 0);
+});
+
+test("messages from a peer that are local-only types are refused", async (t) => {
+  const { one, atTwo } = await pair(t);
+  const probe = new Recorder();
+  one.setHandler(probe);
+  one.send([message({ type: "hup", from: 1, to: 2 })]);
+  await waitFor("refusal reported as unreachable", () => probe.unreachable.length > 0);
+  assert.equal(atTwo.messages.length, 0);
+});
