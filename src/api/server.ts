@@ -35,6 +35,9 @@ export interface UpgradeRequest {
   readonly signal: AbortSignal;
 }
 
+/** How long requests in flight may run on after close() before their connections are cut. */
+export const apiShutdownGraceMs = 2_000;
+
 /** Largest JSON body an upgrade request may carry. */
 export const upgradeBodyBytesMax = 1024 * 1024;
 
@@ -277,7 +280,13 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
         servers.map(
           (server) =>
             new Promise<void>((resolve) => {
-              server.close(() => resolve());
+              // Long polls (wait, followed logs, exec streams) would hold close() forever:
+              // they get a grace period, then their connections are cut.
+              const cut = setTimeout(() => server.closeAllConnections(), apiShutdownGraceMs);
+              server.close(() => {
+                clearTimeout(cut);
+                resolve();
+              });
               server.closeIdleConnections();
             }),
         ),

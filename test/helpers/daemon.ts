@@ -1,10 +1,12 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { ApiClient } from "../../src/cli/client.js";
+import { asArray, asRecord, stringField } from "../../src/cli/parse.js";
 import { waitFor } from "./wait.js";
 
 export const shoaldPath = fileURLToPath(new URL("../../src/bin/shoald.js", import.meta.url));
@@ -90,7 +92,10 @@ export async function startTestDaemon(options: { dir?: string; extraArgs?: reado
       client: () => new ApiClient({ kind: "unix", path: socketPath }),
       stop,
       async cleanup() {
+        // Containers outlive their daemon by design (conmon holds them): remove them first.
+        if (child.exitCode === null && child.signalCode === null) await removeAllContainers(new ApiClient({ kind: "unix", path: socketPath }));
         await stop({ graceMs: 5_000 });
+        await removeBridge(dataDir);
         if (options.dir === undefined) await rm(dir, { recursive: true, force: true });
       },
     };
@@ -99,4 +104,22 @@ export async function startTestDaemon(options: { dir?: string; extraArgs?: reado
     if (options.dir === undefined) await rm(dir, { recursive: true, force: true });
     throw error;
   }
+}
+
+async function removeAllContainers(client: ApiClient): Promise<void> {
+  try {
+    const list = asArray(await client.json("GET", "/containers/json", { query: { all: 1 } }), "containers");
+    for (const item of list) {
+      await client.json("DELETE", `/containers/${stringField(asRecord(item, "container"), "Id")}`, { query: { force: 1 } }).catch(() => undefined);
+    }
+  } catch {
+    // the daemon is already unreachable: nothing it manages can be listed
+  }
+}
+
+/** The engine's per-daemon bridge (shoal-<first 8 of the engine id>) stays after the daemon stops. */
+async function removeBridge(dataDir: string): Promise<void> {
+  const engineId = await readFile(join(dataDir, "engine", "engine-id"), "utf8").then((text) => text.trim(), () => undefined);
+  if (engineId === undefined) return;
+  await new Promise<void>((resolve) => execFile("ip", ["link", "del", `shoal-${engineId.slice(0, 8)}`], () => resolve()));
 }

@@ -745,3 +745,20 @@ test("ReadIndex: a new leader defers reads until an entry of its term commits", 
   raft.step(message({ type: "heartbeat-resp", from: 3, to: 1, term: raft.term, context }));
   assert.deepEqual(raft.readStates, [{ index: raft.log.committed, requestContext: context }]);
 });
+
+test("§5.1 a node with a higher term answers a stale leader, which then steps down", () => {
+  // Raft §5.1: "If a candidate or leader discovers that its term is out of date, it
+  // immediately reverts to follower state." The answer is sent even without pre-vote or
+  // check-quorum, so a node that cannot campaign (here a learner) is never stranded.
+  const learner = newTestRaft(4, [1, 2, 3], { learners: [4] });
+  learner.becomeFollower(9, 0);
+  learner.step(message({ type: "app", from: 1, to: 4, term: 3 }));
+  const [answer] = readMessages(learner);
+  assert.equal(answer?.type, "app-resp");
+  assert.equal(answer.term, 9);
+  const leader = newTestRaft(1, [1, 2, 3], { learners: [4] });
+  makeLeader(leader);
+  leader.step(answer);
+  assert.equal(leader.state, "follower");
+  assert.equal(leader.term, 9);
+});

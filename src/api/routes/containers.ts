@@ -24,6 +24,8 @@ export interface ContainerRoutesOptions {
 
 type IdParams = { Params: { id: string } };
 
+const waitConditions = new Set(["not-running", "next-exit", "removed"]);
+
 /** Polling period while waiting for a state the engine has no event for (next-exit, removed). */
 const statePollMs = 25;
 
@@ -67,9 +69,6 @@ function parseListFilters(request: FastifyRequest): (info: ContainerInfo) => boo
 async function waitForCondition(options: ContainerRoutesOptions, id: string, condition: string, signal: AbortSignal): Promise<Record<string, unknown>> {
   const clock = options.clock ?? systemClock;
   const { containers } = options;
-  if (condition !== "not-running" && condition !== "next-exit" && condition !== "removed") {
-    throw new InvalidArgumentError(`invalid condition "${condition}": use not-running, next-exit or removed`);
-  }
   if (condition !== "not-running") {
     // Docker clients register next-exit before they start the container.
     while (containers.inspect(id).state.status === "created") await clock.sleep(statePollMs, { signal });
@@ -159,7 +158,21 @@ function registerLifecycle(app: FastifyInstance, options: ContainerRoutesOptions
     await containers.kill(request.params.id, killSignal === undefined || killSignal === "" ? {} : { killSignal });
     return reply.code(204).send();
   });
-  app.post<IdParams>("/containers/:id/wait", (request, reply) => waitForCondition(options, containers.inspect(request.params.id).record.id, queryString(request, "condition") ?? "not-running", abortOnDisconnect(request, reply)));
+  app.post<IdParams>("/containers/:id/wait", (request, reply) => {
+    const id = containers.inspect(request.params.id).record.id;
+    const condition = queryString(request, "condition") ?? "not-running";
+    if (!waitConditions.has(condition)) throw new InvalidArgumentError(`invalid condition "${condition}": use not-running, next-exit or removed`);
+    // Like dockerd, answer the headers at once and the body when the condition is met: the
+    // docker CLI waits for those headers before it starts the container.
+    const body = new PassThrough();
+    void reply.code(200).type("application/json").send(body);
+    reply.raw.flushHeaders();
+    waitForCondition(options, id, condition, abortOnDisconnect(request, reply)).then(
+      (result) => body.end(JSON.stringify(result)),
+      (error: unknown) => body.end(JSON.stringify({ StatusCode: -1, Error: { Message: errorMessage(error) } })),
+    );
+    return reply;
+  });
   app.delete<IdParams>("/containers/:id", async (request, reply) => {
     await containers.remove(request.params.id, { force: queryBoolean(request, "force") });
     return reply.code(204).send();

@@ -490,9 +490,11 @@ export class Raft {
   }
 
   #stepLowerTerm(message: Message): void {
-    if ((this.checkQuorum || this.preVote) && (message.type === "heartbeat" || message.type === "app")) {
-      // A stale leader cut off from us would otherwise never learn the new term, because
-      // with pre-vote or check-quorum we do not disrupt it by campaigning.
+    if (message.type === "heartbeat" || message.type === "app") {
+      // Tell a stale leader our term. Unlike etcd we answer even without pre-vote or
+      // check-quorum: a node that cannot campaign (a learner, or one that applied an old
+      // configuration) and got a higher term from a removed member would otherwise ignore
+      // the leader forever (simulator seed 42069).
       this.send({ type: "app-resp", to: message.from });
     } else if (message.type === "pre-vote") {
       this.send({ type: "pre-vote-resp", to: message.from, term: this.term, reject: true });

@@ -1,0 +1,70 @@
+import { readFile } from "node:fs/promises";
+
+import { FailedPreconditionError, InvalidArgumentError } from "../../common/errors.js";
+import { lastErrorLine, runCommand } from "./oci/command.js";
+import type { RootfsMount } from "./types.js";
+
+/** Mounts stacked on one rootfs target (an overlay is one; binds may add a few). */
+export const rootfsMountsMax = 8;
+
+/** mountinfo escapes space, tab, newline and backslash as \\ooo. */
+function unescapeMountPath(path: string): string {
+  return path.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+}
+
+/** Mount points of this process's mount namespace, from /proc/self/mountinfo. */
+export async function listMountPoints(): Promise<string[]> {
+  const text = await readFile("/proc/self/mountinfo", "utf8");
+  return text
+    .split("\n")
+    .map((line) => line.split(" ")[4])
+    .filter((path): path is string => path !== undefined)
+    .map(unescapeMountPath);
+}
+
+function mountArguments(mount: RootfsMount, target: string): string[] {
+  for (const option of mount.options) {
+    if (option.includes(",") || option.includes("\0")) throw new InvalidArgumentError(`invalid mount option "${option}"`);
+  }
+  if (mount.type === "bind") {
+    const options = mount.options.some((option) => option === "bind" || option === "rbind") ? mount.options : ["bind", ...mount.options];
+    return ["-o", options.join(","), "--", mount.source, target];
+  }
+  const options = mount.options.length === 0 ? [] : ["-o", mount.options.join(",")];
+  return ["-t", mount.type, ...options, "--", mount.source, target];
+}
+
+/**
+ * Applies a rootfs's mounts at `target` by running mount(8) (Node has no mount call).
+ * On failure the mounts already made are undone and FailedPreconditionError is thrown.
+ */
+export async function mountRootfs(mounts: readonly RootfsMount[], target: string, signal?: AbortSignal): Promise<void> {
+  if (mounts.length === 0 || mounts.length > rootfsMountsMax) {
+    throw new InvalidArgumentError(`a rootfs needs 1 to ${rootfsMountsMax} mounts, got ${mounts.length}`);
+  }
+  let done = 0;
+  try {
+    for (const mount of mounts) {
+      const result = await runCommand("mount", mountArguments(mount, target), signal === undefined ? {} : { signal });
+      if (result.code !== 0) {
+        throw new FailedPreconditionError(`cannot mount the container's root filesystem: ${lastErrorLine(result.stderr)}`);
+      }
+      done += 1;
+    }
+  } catch (error) {
+    for (let index = 0; index < done; index += 1) await runCommand("umount", [target]);
+    throw error;
+  }
+}
+
+/** Unmounts everything stacked on `target`; a target that is not mounted is fine. */
+export async function unmountRootfs(target: string): Promise<void> {
+  for (let attempt = 0; attempt < rootfsMountsMax; attempt += 1) {
+    if (!(await listMountPoints()).includes(target)) return;
+    const result = await runCommand("umount", [target]);
+    if (result.code !== 0) {
+      throw new FailedPreconditionError(`cannot unmount ${target}: ${lastErrorLine(result.stderr)}`);
+    }
+  }
+  throw new FailedPreconditionError(`${target} still has mounts after ${rootfsMountsMax} unmounts`);
+}

@@ -1,0 +1,71 @@
+import { lstat, readFile, readlink } from "node:fs/promises";
+import { posix } from "node:path";
+
+import { InvalidArgumentError } from "../../../common/errors.js";
+
+/** Symlinks followed while resolving one path inside an image, as Linux's own MAXSYMLINKS. */
+export const symlinkFollowsMax = 40;
+
+function isMissing(error: unknown): boolean {
+  return error instanceof Error && "code" in error && (error.code === "ENOENT" || error.code === "ENOTDIR");
+}
+
+/**
+ * Resolves `path` as if `root` were `/`: absolute symlinks restart at `root` and `..` stops
+ * at it, so a hostile image's `/etc/passwd -> /../../etc/shadow` cannot reach host files.
+ * Returns null when a component does not exist.
+ */
+export async function resolveInRoot(root: string, path: string): Promise<string | null> {
+  let pending = posix.normalize(path).split("/").filter((part) => part !== "" && part !== ".");
+  const resolved: string[] = [];
+  let follows = 0;
+  while (pending.length > 0) {
+    const part = pending.shift() ?? "";
+    if (part === "..") {
+      resolved.pop();
+      continue;
+    }
+    const candidate = posix.join(root, ...resolved, part);
+    let isLink: boolean;
+    try {
+      isLink = (await lstat(candidate)).isSymbolicLink();
+    } catch (error) {
+      if (isMissing(error)) return null;
+      throw error;
+    }
+    if (!isLink) {
+      resolved.push(part);
+      continue;
+    }
+    follows += 1;
+    if (follows > symlinkFollowsMax) {
+      throw new InvalidArgumentError(`too many symbolic links resolving ${path} in the image`);
+    }
+    const target = await readlink(candidate);
+    const targetParts = target.split("/").filter((item) => item !== "" && item !== ".");
+    if (target.startsWith("/")) resolved.length = 0;
+    pending = [...targetParts, ...pending];
+  }
+  return posix.join(root, ...resolved);
+}
+
+/**
+ * Reads a small text file of the image (passwd, group) confined to `root`. Returns null
+ * when it does not exist; refuses files over `bytesMax` so an image cannot exhaust memory.
+ */
+export async function readRootfsTextFile(root: string, path: string, bytesMax: number): Promise<string | null> {
+  const resolved = await resolveInRoot(root, path);
+  if (resolved === null) return null;
+  let stats;
+  try {
+    stats = await lstat(resolved);
+  } catch (error) {
+    if (isMissing(error)) return null;
+    throw error;
+  }
+  if (!stats.isFile()) return null;
+  if (stats.size > bytesMax) {
+    throw new InvalidArgumentError(`${path} in the image is ${stats.size} bytes, over the ${bytesMax}-byte limit`);
+  }
+  return await readFile(resolved, "utf8");
+}

@@ -1,0 +1,112 @@
+import { mkdir, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+
+import { InternalError } from "../../common/errors.js";
+import { parseContainerRecord, parseContainerState } from "./codec.js";
+import type { ContainerRecord, ContainerState } from "./types.js";
+
+/** A container's on-disk files. */
+export interface ContainerPaths {
+  directory: string;
+  record: string;
+  state: string;
+  bundle: string;
+  rootfs: string;
+  spec: string;
+  log: string;
+  /** conmon's persist dir: `exit` and `oom` files. */
+  conmon: string;
+  /** Generated /etc files. */
+  etc: string;
+  containerPid: string;
+  conmonPid: string;
+}
+
+/** Largest config.json/state.json read back. */
+export const containerFileBytesMax = 1024 * 1024;
+
+export const containerIdPattern = /^[a-f0-9]{64}$/;
+
+export function containerPaths(root: string, id: string): ContainerPaths {
+  if (!containerIdPattern.test(id)) throw new InternalError(`invalid container id ${JSON.stringify(id)}`);
+  const directory = join(root, id);
+  const bundle = join(directory, "bundle");
+  return {
+    directory,
+    record: join(directory, "config.json"),
+    state: join(directory, "state.json"),
+    bundle,
+    rootfs: join(bundle, "rootfs"),
+    spec: join(bundle, "config.json"),
+    log: join(directory, "container.log"),
+    conmon: join(directory, "conmon"),
+    etc: join(directory, "etc"),
+    containerPid: join(directory, "container.pid"),
+    conmonPid: join(directory, "conmon.pid"),
+  };
+}
+
+/** Write-then-rename, so a crash leaves either the old or the new file, never half of one. */
+export async function writeFileAtomic(path: string, text: string): Promise<void> {
+  const temporary = `${path}.tmp`;
+  await writeFile(temporary, text);
+  await rename(temporary, path);
+}
+
+async function readLimited(path: string): Promise<string> {
+  const text = await readFile(path, "utf8");
+  if (text.length > containerFileBytesMax) throw new InternalError(`${path} is larger than ${containerFileBytesMax} bytes`);
+  return text;
+}
+
+/** Container directories on disk, each holding a record and a state. */
+export class ContainerStore {
+  readonly #root: string;
+
+  constructor(root: string) {
+    this.#root = root;
+  }
+
+  paths(id: string): ContainerPaths {
+    return containerPaths(this.#root, id);
+  }
+
+  async init(): Promise<void> {
+    await mkdir(this.#root, { recursive: true, mode: 0o700 });
+  }
+
+  /** Creates the directory layout and writes both files; AlreadyExists is the caller's check. */
+  async create(record: ContainerRecord, state: ContainerState): Promise<ContainerPaths> {
+    const paths = this.paths(record.id);
+    await mkdir(paths.rootfs, { recursive: true, mode: 0o700 });
+    await Promise.all([mkdir(paths.conmon), mkdir(paths.etc)]);
+    await Promise.all([writeFileAtomic(paths.record, JSON.stringify(record)), this.writeState(record.id, state)]);
+    return paths;
+  }
+
+  async writeState(id: string, state: ContainerState): Promise<void> {
+    await writeFileAtomic(this.paths(id).state, JSON.stringify(state));
+  }
+
+  async remove(id: string): Promise<void> {
+    await rm(this.paths(id).directory, { recursive: true, force: true });
+  }
+
+  /** Every stored container; a directory whose files are unreadable is reported, not skipped. */
+  async load(): Promise<{ loaded: { record: ContainerRecord; state: ContainerState }[]; broken: { id: string; error: unknown }[] }> {
+    const ids = (await readdir(this.#root)).filter((name) => containerIdPattern.test(name));
+    const loaded: { record: ContainerRecord; state: ContainerState }[] = [];
+    const broken: { id: string; error: unknown }[] = [];
+    for (const id of ids) {
+      const paths = this.paths(id);
+      try {
+        const record = parseContainerRecord(await readLimited(paths.record));
+        const state = parseContainerState(await readLimited(paths.state));
+        loaded.push({ record, state });
+      } catch (error) {
+        broken.push({ id, error });
+      }
+    }
+    return { loaded, broken };
+  }
+}

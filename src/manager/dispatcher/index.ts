@@ -1,0 +1,15 @@
+export { AssignmentSet, assignedTasks, concernsNode, isAssignedTo } from "./assignments.js";
+export type { AssignmentDelta } from "./assignments.js";
+export {
+  assignmentsMessageBytesMax,
+  createDispatcher,
+  heartbeatGracePeriods,
+  heartbeatJitterFraction,
+  leaderAddressMetadataKey,
+  nodeDownChannel,
+  sessionStartedChannel,
+} from "./dispatcher.js";
+export type { CallerIdentity, Dispatcher, DispatcherCall, DispatcherOptions, ManagerPeerAddress } from "./dispatcher.js";
+export { pendingStatusUpdatesMax, statusFlushGapMs, statusFlushLatencyMsMax } from "./status-batcher.js";
+export { encodeTask, parseNodeDescription, parseStatusUpdates, statusUpdatesPerRequestMax } from "./wire.js";
+export type { StatusUpdate } from "./wire.js";

@@ -1,0 +1,326 @@
+import { credentials as grpcCredentials, Metadata, type ChannelCredentials } from "@grpc/grpc-js";
+
+import { systemClock, type Clock } from "../common/clock.js";
+import { CancelledError, FailedPreconditionError, InvalidArgumentError, errorMessage } from "../common/errors.js";
+import type { Logger } from "../common/logger.js";
+import type { ProtoGrpcType as DispatcherProto } from "../gen/dispatcher.js";
+import type { AssignmentsMessage__Output } from "../gen/shoal/v1/AssignmentsMessage.js";
+import type { SessionMessage__Output } from "../gen/shoal/v1/SessionMessage.js";
+import { leaderAddressMetadataKey } from "../manager/dispatcher/index.js";
+import { parseTask, type Task } from "../manager/objects/index.js";
+import { loadProto } from "../rpc/proto.js";
+import { grpcMessageSizeBytesMax } from "../rpc/server.js";
+import { isServiceError, runSession, type SessionPeer } from "./connection.js";
+import type { Executor } from "./controller.js";
+import { TaskDatabase, storedTasksMax, type StoredTask } from "./task-db.js";
+import { TaskRunner } from "./task-runner.js";
+
+export const reconnectBackoffMsMin = 100;
+export const reconnectBackoffMsMax = 5_000;
+/** Manager addresses remembered from session messages. */
+export const managerAddressesMax = 64;
+
+export interface AgentOptions {
+  /** The node's data folder; the agent keeps `<dataDir>/worker/tasks.json`. */
+  dataDir: string;
+  /** "host:port" of one or more managers; more are learned from sessions. */
+  managers: readonly string[];
+  executor: Executor;
+  logger: Logger;
+  clock?: Clock;
+  /** Uniform in [0, 1), for reconnect jitter. */
+  random?: () => number;
+  /** mTLS credentials in production; insecure when absent (loopback tests). */
+  channelCredentials?: ChannelCredentials;
+  /** Metadata sent with every call. */
+  callMetadata?: Readonly<Record<string, string>>;
+}
+
+/**
+ * The worker agent of one node (after swarmkit's agent/): keeps a session with the
+ * leader, runs the tasks assigned to it through their controllers, reports their states,
+ * and remembers them on disk so a restarted agent re-adopts running containers.
+ */
+export interface Agent {
+  /** Loads the local task database, resumes its tasks and starts connecting. Rejects when the database does not parse. */
+  start(options?: { signal?: AbortSignal }): Promise<void>;
+  /** Closes the session and the task runners; containers keep running. */
+  stop(): Promise<void>;
+  /** The manager address of the live session, or null. */
+  readonly connectedTo: string | null;
+  /** The node id the manager knows this node by, once a session opened. */
+  readonly nodeId: string | null;
+  /** The tasks this agent runs, with their observed statuses. */
+  tasks(): Task[];
+}
+
+class AgentImpl implements Agent {
+  readonly #options: AgentOptions;
+  readonly #logger: Logger;
+  readonly #clock: Clock;
+  readonly #random: () => number;
+  readonly #database: TaskDatabase;
+  readonly #proto: DispatcherProto;
+  readonly #metadata = new Metadata();
+  readonly #runners = new Map<string, TaskRunner>();
+  readonly #unreported = new Map<string, Task>();
+  #addresses: string[];
+  #addressIndex = 0;
+  #expectedSequence = 1;
+  #connectedTo: string | null = null;
+  #nodeId: string | null = null;
+  #unreportedWaiter: (() => void) | null = null;
+  #stop: AbortController | null = null;
+  #loop: Promise<void> | null = null;
+  #saving: Promise<void> | null = null;
+  #saveAgain = false;
+
+  constructor(options: AgentOptions) {
+    if (options.managers.length === 0) throw new InvalidArgumentError("the agent needs at least one manager address");
+    this.#options = options;
+    this.#logger = options.logger.child({ component: "agent" });
+    this.#clock = options.clock ?? systemClock;
+    this.#random = options.random ?? Math.random;
+    this.#database = new TaskDatabase(options.dataDir);
+    this.#proto = loadProto<DispatcherProto>("shoal/v1/dispatcher.proto");
+    this.#addresses = [...new Set(options.managers)].slice(0, managerAddressesMax);
+    for (const [key, value] of Object.entries(options.callMetadata ?? {})) this.#metadata.set(key, value);
+  }
+
+  get connectedTo(): string | null {
+    return this.#connectedTo;
+  }
+
+  get nodeId(): string | null {
+    return this.#nodeId;
+  }
+
+  tasks(): Task[] {
+    return [...this.#runners.values()].map((runner) => runner.task);
+  }
+
+  async start(options: { signal?: AbortSignal } = {}): Promise<void> {
+    if (this.#stop !== null) throw new FailedPreconditionError("the agent is already started");
+    if (options.signal?.aborted === true) throw new CancelledError("agent start cancelled");
+    const stored = await this.#database.load();
+    this.#stop = new AbortController();
+    for (const entry of stored) {
+      this.#addRunner(entry.task);
+      if (!entry.reported) this.#unreported.set(entry.task.id, entry.task);
+    }
+    this.#logger.info({ tasks: stored.length, managers: this.#addresses }, "agent started");
+    this.#loop = this.#connectLoop(this.#stop.signal);
+  }
+
+  async stop(): Promise<void> {
+    const stop = this.#stop;
+    if (stop === null) return;
+    stop.abort();
+    await this.#loop;
+    await Promise.all([...this.#runners.values()].map((runner) => runner.close()));
+    this.#persist();
+    while (this.#saving !== null) await this.#saving;
+    this.#runners.clear();
+    this.#unreported.clear();
+    this.#stop = null;
+  }
+
+  async #connectLoop(signal: AbortSignal): Promise<void> {
+    let failures = 0;
+    while (!signal.aborted) {
+      const address = this.#addresses[this.#addressIndex % this.#addresses.length] ?? this.#addresses[0] ?? "";
+      let established = false;
+      const client = new this.#proto.shoal.v1.Dispatcher(address, this.#options.channelCredentials ?? grpcCredentials.createInsecure(), {
+        "grpc.max_receive_message_length": grpcMessageSizeBytesMax,
+        "grpc.max_send_message_length": grpcMessageSizeBytesMax,
+      });
+      try {
+        const description = await this.#options.executor.describe({ signal });
+        this.#expectedSequence = 1;
+        await runSession({
+          client,
+          metadata: this.#metadata,
+          description,
+          clock: this.#clock,
+          logger: this.#logger,
+          signal,
+          peer: this.#sessionPeer(address, () => {
+            established = true;
+          }),
+        });
+      } catch (error) {
+        if (signal.aborted) break;
+        this.#onSessionError(address, error);
+      } finally {
+        this.#connectedTo = null;
+        client.close();
+      }
+      failures = established ? 0 : failures + 1;
+      const backoffMs = Math.min(reconnectBackoffMsMax, reconnectBackoffMsMin * 2 ** Math.min(failures, 16));
+      await this.#clock.sleep(backoffMs / 2 + (this.#random() * backoffMs) / 2, { signal }).catch(() => undefined);
+    }
+  }
+
+  #sessionPeer(address: string, onEstablished: () => void): SessionPeer {
+    return {
+      onEstablished: (message) => {
+        onEstablished();
+        this.#connectedTo = address;
+        this.#nodeId = message.nodeId;
+        this.#logger.info({ address, nodeId: message.nodeId, sessionId: message.sessionId }, "session opened");
+        this.#onManagers(message);
+      },
+      onManagers: (message) => this.#onManagers(message),
+      onAssignments: (message) => this.#onAssignments(message),
+      waitForUnreported: (signal) => this.#waitForUnreported(signal),
+      unreported: (limit) => this.#unreportedBatch(limit),
+      acknowledge: (tasks) => this.#acknowledge(tasks),
+    };
+  }
+
+  /** Moves on to the next manager, or to the leader a follower named. */
+  #onSessionError(address: string, error: unknown): void {
+    const leader = isServiceError(error) ? error.metadata.get(leaderAddressMetadataKey)[0] : undefined;
+    if (typeof leader === "string" && leader !== "" && leader !== address) {
+      this.#addresses = [leader, ...this.#addresses.filter((known) => known !== leader)].slice(0, managerAddressesMax);
+      this.#addressIndex = 0;
+      this.#logger.info({ address, leader }, "manager is not the leader; reconnecting to the leader");
+      return;
+    }
+    this.#addressIndex = (this.#addressIndex + 1) % this.#addresses.length;
+    this.#logger.warn({ address, err: errorMessage(error) }, "session with manager ended; trying the next manager");
+  }
+
+  #onManagers(message: SessionMessage__Output): void {
+    for (const peer of message.managers) {
+      if (peer.addr !== "" && !this.#addresses.includes(peer.addr) && this.#addresses.length < managerAddressesMax) this.#addresses.push(peer.addr);
+    }
+  }
+
+  #onAssignments(message: AssignmentsMessage__Output): void {
+    if (message.sequence !== this.#expectedSequence) {
+      throw new FailedPreconditionError(`assignments message ${message.sequence} arrived when ${this.#expectedSequence} was due; reopening the session`);
+    }
+    this.#expectedSequence += 1;
+    const tasks = message.updateTasks.map((bytes, index) => {
+      const path = `assignments[${message.sequence}].updateTasks[${index}]`;
+      let value: unknown;
+      try {
+        value = JSON.parse(bytes.toString("utf8"));
+      } catch (error) {
+        throw new InvalidArgumentError(`${path} is not JSON`, { cause: error });
+      }
+      return parseTask(value, path);
+    });
+    if (message.type === "COMPLETE") {
+      const keep = new Set(tasks.map((task) => task.id));
+      for (const [taskId, runner] of this.#runners) if (!keep.has(taskId)) runner.remove();
+    }
+    for (const task of tasks) this.#upsert(task);
+    for (const taskId of message.removeTaskIds) this.#runners.get(taskId)?.remove();
+    this.#persist();
+  }
+
+  #upsert(task: Task): void {
+    const runner = this.#runners.get(task.id);
+    if (runner !== undefined) {
+      runner.update(task);
+      return;
+    }
+    if (this.#runners.size >= storedTasksMax) {
+      this.#logger.error({ taskId: task.id }, `this node already runs ${storedTasksMax} tasks; ignoring a new assignment`);
+      return;
+    }
+    this.#addRunner(task);
+  }
+
+  #addRunner(task: Task): void {
+    let controller;
+    try {
+      controller = this.#options.executor.controller(task);
+    } catch (error) {
+      const rejected: Task = { ...task, status: { state: "rejected", timestamp: this.#clock.now(), message: "cannot run here", err: errorMessage(error) } };
+      this.#unreported.set(task.id, rejected);
+      this.#wakeReporter();
+      return;
+    }
+    const runner = new TaskRunner({
+      task,
+      controller,
+      clock: this.#clock,
+      logger: this.#logger,
+      hooks: {
+        onStatus: (changed) => {
+          this.#unreported.set(changed.id, changed);
+          this.#wakeReporter();
+          this.#persist();
+        },
+        onRemoved: (taskId) => {
+          this.#runners.delete(taskId);
+          this.#unreported.delete(taskId);
+          this.#persist();
+        },
+      },
+    });
+    this.#runners.set(task.id, runner);
+    runner.start();
+  }
+
+  #waitForUnreported(signal: AbortSignal): Promise<void> {
+    if (this.#unreported.size > 0) return Promise.resolve();
+    if (signal.aborted) return Promise.reject(new CancelledError("session closed"));
+    return new Promise((resolve, reject) => {
+      const onAbort = (): void => {
+        this.#unreportedWaiter = null;
+        reject(new CancelledError("session closed"));
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.#unreportedWaiter = () => {
+        signal.removeEventListener("abort", onAbort);
+        resolve();
+      };
+    });
+  }
+
+  #wakeReporter(): void {
+    const waiter = this.#unreportedWaiter;
+    this.#unreportedWaiter = null;
+    waiter?.();
+  }
+
+  #unreportedBatch(limit: number): Task[] {
+    return [...this.#unreported.values()].slice(0, limit);
+  }
+
+  #acknowledge(tasks: readonly Task[]): void {
+    // Only the very status sent is acknowledged; a newer one still waits for its turn.
+    for (const task of tasks) if (this.#unreported.get(task.id) === task) this.#unreported.delete(task.id);
+    this.#persist();
+  }
+
+  #snapshot(): StoredTask[] {
+    return [...this.#runners.values()].map((runner) => ({ task: runner.task, reported: !this.#unreported.has(runner.task.id) }));
+  }
+
+  /** Saves the task database, coalescing saves requested while one is in progress. */
+  #persist(): void {
+    if (this.#saving !== null) {
+      this.#saveAgain = true;
+      return;
+    }
+    this.#saving = this.#database
+      .save(this.#snapshot())
+      .catch((error: unknown) => this.#logger.error({ err: error, path: this.#database.path }, "could not save the worker task database"))
+      .finally(() => {
+        this.#saving = null;
+        if (this.#saveAgain) {
+          this.#saveAgain = false;
+          this.#persist();
+        }
+      });
+  }
+}
+
+export function createAgent(options: AgentOptions): Agent {
+  return new AgentImpl(options);
+}

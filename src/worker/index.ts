@@ -1,0 +1,12 @@
+export { advanceTask } from "./advance.js";
+export { createAgent, managerAddressesMax, reconnectBackoffMsMax, reconnectBackoffMsMin } from "./agent.js";
+export type { Agent, AgentOptions } from "./agent.js";
+export { callTimeoutMs, sessionOpenTimeoutMs, statusReportGapMs, statusReportUpdatesMax } from "./connection.js";
+export type { Executor, TaskController, TaskExit } from "./controller.js";
+export { createEngineAdapter, toCreateRequest } from "./engine-adapter.js";
+export type { EngineParts } from "./engine-adapter.js";
+export { createEngineExecutor, taskContainerLabels, taskContainerName, taskContainerRequest } from "./executor.js";
+export type { ContainerEngine, EngineContainerState, EngineExecutorOptions, TaskContainerRequest } from "./executor.js";
+export { TaskDatabase, parseTaskDatabase, storedTasksMax } from "./task-db.js";
+export type { StoredTask } from "./task-db.js";
+export { stepRetryDelayMs } from "./task-runner.js";

@@ -1,0 +1,94 @@
+import { mkdir, open, readFile, rename } from "node:fs/promises";
+import { dirname, join } from "node:path";
+
+import { InvalidArgumentError, errorMessage } from "../common/errors.js";
+import { parseTask, type Task } from "../manager/objects/index.js";
+
+/** Tasks the local database keeps; a worker never runs more (the agent refuses extra assignments). */
+export const storedTasksMax = 10_000;
+const dbFormat = "shoal.worker.tasks";
+const dbFormatVersion = 1;
+
+/** One task as the worker last saw it: the manager's task with the worker's own observed status. */
+export interface StoredTask {
+  task: Task;
+  /** Whether the manager acknowledged `task.status`. */
+  reported: boolean;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** Parses the database file's content; InvalidArgumentError names what is wrong. */
+export function parseTaskDatabase(text: string, path: string): StoredTask[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new InvalidArgumentError(`${path} is not JSON (${errorMessage(error)}); move it away to start with no local tasks`, { cause: error });
+  }
+  if (!isRecord(parsed) || parsed["format"] !== dbFormat || parsed["formatVersion"] !== dbFormatVersion) {
+    throw new InvalidArgumentError(`${path} is not a version ${dbFormatVersion} worker task database`);
+  }
+  const tasks = parsed["tasks"];
+  if (!Array.isArray(tasks) || tasks.length > storedTasksMax) {
+    throw new InvalidArgumentError(`${path}: "tasks" must be an array of at most ${storedTasksMax} entries`);
+  }
+  return tasks.map((entry: unknown, index): StoredTask => {
+    const at = `${path}: tasks[${index}]`;
+    if (!isRecord(entry) || typeof entry["reported"] !== "boolean") throw new InvalidArgumentError(`${at} must be {task, reported}`);
+    return { task: parseTask(entry["task"], `${at}.task`), reported: entry["reported"] };
+  });
+}
+
+/**
+ * The worker's restart-safe memory (swarmkit's agent/storage.go): its assignments with the
+ * states it observed, in one JSON file replaced atomically (write, fsync, rename, fsync
+ * the folder), so that a crash leaves either the old or the new content.
+ */
+export class TaskDatabase {
+  readonly #path: string;
+
+  constructor(dataDir: string) {
+    this.#path = join(dataDir, "worker", "tasks.json");
+  }
+
+  get path(): string {
+    return this.#path;
+  }
+
+  /** The stored tasks; none when the file does not exist yet. */
+  async load(): Promise<StoredTask[]> {
+    let text: string;
+    try {
+      text = await readFile(this.#path, "utf8");
+    } catch (error) {
+      if (error instanceof Error && "code" in error && error.code === "ENOENT") return [];
+      throw error;
+    }
+    return parseTaskDatabase(text, this.#path);
+  }
+
+  /** Replaces the stored content with `tasks`. */
+  async save(tasks: readonly StoredTask[]): Promise<void> {
+    if (tasks.length > storedTasksMax) throw new InvalidArgumentError(`cannot store ${tasks.length} tasks, more than ${storedTasksMax}`);
+    const folder = dirname(this.#path);
+    await mkdir(folder, { recursive: true });
+    const temporary = `${this.#path}.tmp`;
+    const file = await open(temporary, "w", 0o600);
+    try {
+      await file.writeFile(JSON.stringify({ format: dbFormat, formatVersion: dbFormatVersion, tasks }));
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    await rename(temporary, this.#path);
+    const directory = await open(folder, "r");
+    try {
+      await directory.sync();
+    } finally {
+      await directory.close();
+    }
+  }
+}

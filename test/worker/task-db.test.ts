@@ -1,0 +1,26 @@
+import assert from "node:assert/strict";
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+
+import { InvalidArgumentError } from "../../src/common/errors.js";
+import { TaskDatabase } from "../../src/worker/index.js";
+import { newService, newTask } from "../manager/store/fixtures.js";
+
+test("the task database round-trips tasks and refuses a file that does not parse", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), "shoal-taskdb-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const database = new TaskDatabase(dir);
+  assert.deepEqual(await database.load(), [], "no file means no tasks");
+  const task = { ...newTask("t1", { ...newService("s1", "web"), id: "s1" }, 1, "running"), meta: { version: 4, createdAt: 1, updatedAt: 2 }, nodeId: "n1" };
+  await database.save([{ task, reported: false }]);
+  await database.save([{ task, reported: true }]);
+  assert.deepEqual(await database.load(), [{ task, reported: true }]);
+  assert.deepEqual(await readdir(join(dir, "worker")), ["tasks.json"], "no temporary file is left behind");
+
+  await writeFile(database.path, JSON.stringify({ format: "shoal.worker.tasks", formatVersion: 1, tasks: [{ task: { ...task, status: { ...task.status, state: "dancing" } }, reported: true }] }));
+  await assert.rejects(database.load(), (error: unknown) => error instanceof InvalidArgumentError && /tasks\[0\]\.task\.status\.state/.test(error.message));
+  await writeFile(database.path, "{");
+  await assert.rejects(database.load(), InvalidArgumentError);
+});
