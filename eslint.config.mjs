@@ -8,6 +8,12 @@ export default tseslint.config(
     files: ["**/*.ts"],
     extends: [tseslint.configs.recommendedTypeChecked],
     plugins: { "import-x": importX },
+    // Resolves "./x.js" to "./x.ts" as tsc does, so import-x/no-cycle sees every edge.
+    settings: {
+      "import-x/resolver": { typescript: { project: "./tsconfig.json" } },
+      "import-x/parsers": { "@typescript-eslint/parser": [".ts"] },
+      "import-x/extensions": [".ts", ".js"],
+    },
     languageOptions: {
       parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
     },

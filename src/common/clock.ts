@@ -15,6 +15,9 @@ export interface Clock {
   setTimer(ms: number, callback: () => void): () => void;
 }
 
+/** Node's timers hold at most 2^31 - 1 ms (about 24.8 days); a longer delay fires after 1 ms. */
+export const timerDelayMsMax = 2 ** 31 - 1;
+
 class SystemClock implements Clock {
   now(): number {
     return Date.now();
@@ -26,22 +29,31 @@ class SystemClock implements Clock {
       return Promise.reject(new CancelledError("sleep cancelled", { cause: signal.reason }));
     }
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const cancel = this.setTimer(ms, () => {
         listener?.[Symbol.dispose]();
         resolve();
-      }, ms);
+      });
       const listener =
         signal === undefined
           ? undefined
           : addAbortListener(signal, () => {
-              clearTimeout(timer);
+              cancel();
               reject(new CancelledError("sleep cancelled", { cause: signal.reason }));
             });
     });
   }
 
+  /** Delays beyond timerDelayMsMax (certificate renewal waits weeks) are waited in steps. */
   setTimer(ms: number, callback: () => void): () => void {
-    const timer = setTimeout(callback, ms);
+    let timer: NodeJS.Timeout;
+    const arm = (remainingMs: number): void => {
+      const stepMs = Math.min(Math.max(0, remainingMs), timerDelayMsMax);
+      timer = setTimeout(() => {
+        if (remainingMs > timerDelayMsMax) arm(remainingMs - stepMs);
+        else callback();
+      }, stepMs);
+    };
+    arm(ms);
     return () => clearTimeout(timer);
   }
 }

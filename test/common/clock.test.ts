@@ -26,3 +26,13 @@ test("a cancelled timer never fires", async () => {
   await systemClock.sleep(30);
   assert.equal(fired, false);
 });
+
+test("a timer longer than Node's 24.8-day limit does not fire early", async () => {
+  let fired = false;
+  const cancel = systemClock.setTimer(90 * 24 * 3600 * 1000, () => {
+    fired = true;
+  });
+  await systemClock.sleep(30);
+  cancel();
+  assert.equal(fired, false, "a 90-day timer fired within 30 ms");
+});

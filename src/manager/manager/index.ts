@@ -11,7 +11,6 @@
 export { leadershipConfirmRetryMs } from "./leadership.js";
 export type { TermComponent } from "./leadership.js";
 export { leadershipTransferWaitMsMax, leaveRetryDelayMs, leaveTimeoutMs } from "./leave.js";
-export { longTimerClock, timerDelayMsMax } from "./long-timer-clock.js";
 export type { Manager } from "./manager.js";
 export { memberReconcileIntervalMs, progressCallTimeoutMs, promotionLagEntriesMax } from "./member-changes.js";
 export { directoryMembersMax, memberAddressLengthMax, memberSuffrages, raftIdMax } from "./member-directory.js";

@@ -25,7 +25,6 @@ import { runOrchestrators } from "../orchestrator/index.js";
 import { Scheduler } from "../scheduler/index.js";
 import { MemoryStore } from "../store/index.js";
 import { leaveRaft } from "./leave.js";
-import { longTimerClock } from "./long-timer-clock.js";
 import { LeadershipRunner } from "./leadership.js";
 import { MemberChanges } from "./member-changes.js";
 import { MemberDirectory, type ManagerMember } from "./member-directory.js";
@@ -306,7 +305,7 @@ export class ManagerImpl implements Manager {
   async #runRenewer(signal: AbortSignal): Promise<void> {
     const renewer = new CertificateRenewer({
       source: this.#tls,
-      clock: longTimerClock(this.#runtime.clock),
+      clock: this.#runtime.clock,
       logger: this.#runtime.logger,
       renew: () => {
         const cluster = this.store.view((tx) => tx.find("cluster"))[0];

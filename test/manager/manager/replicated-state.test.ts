@@ -7,14 +7,11 @@ import { InvalidArgumentError } from "../../../src/common/errors.js";
 import {
   encodeMemberEntry,
   encodeStoreEntry,
-  longTimerClock,
   ManagerStateMachine,
-  timerDelayMsMax,
   type ManagerMember,
 } from "../../../src/manager/manager/index.js";
 import { MemberDirectory } from "../../../src/manager/manager/member-directory.js";
 import { MemoryStore, type StoreChange } from "../../../src/manager/store/index.js";
-import { FakeClock } from "../../helpers/fake-clock.js";
 
 const logger = pino({ level: "silent" });
 
@@ -68,24 +65,3 @@ test("entries and snapshots that do not decode are refused", () => {
   assert.throws(() => stateMachine.restore(Buffer.from([200, 0, 0, 0, 1])), InvalidArgumentError);
 });
 
-test("long timers wait their whole delay instead of firing at once", () => {
-  const fake = new FakeClock();
-  const clock = longTimerClock(fake);
-  let fired = 0;
-  clock.setTimer(2 * timerDelayMsMax + 10, () => {
-    fired += 1;
-  });
-  fake.advance(timerDelayMsMax);
-  fake.advance(timerDelayMsMax);
-  assert.equal(fired, 0);
-  fake.advance(10);
-  assert.equal(fired, 1);
-  let cancelled = 0;
-  const cancel = clock.setTimer(timerDelayMsMax + 5, () => {
-    cancelled += 1;
-  });
-  fake.advance(timerDelayMsMax);
-  cancel();
-  fake.advance(10);
-  assert.equal(cancelled, 0);
-});
