@@ -1,7 +1,8 @@
-import { mkdir, open, readFile, rename } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 
 import { InvalidArgumentError, errorMessage } from "../common/errors.js";
+import { syncDirectory, writeFileAtomic } from "../common/files.js";
 import { parseTask, type Task } from "../manager/objects/index.js";
 
 /** Tasks the local database keeps; a worker never runs more (the agent refuses extra assignments). */
@@ -75,20 +76,7 @@ export class TaskDatabase {
     if (tasks.length > storedTasksMax) throw new InvalidArgumentError(`cannot store ${tasks.length} tasks, more than ${storedTasksMax}`);
     const folder = dirname(this.#path);
     await mkdir(folder, { recursive: true });
-    const temporary = `${this.#path}.tmp`;
-    const file = await open(temporary, "w", 0o600);
-    try {
-      await file.writeFile(JSON.stringify({ format: dbFormat, formatVersion: dbFormatVersion, tasks }));
-      await file.sync();
-    } finally {
-      await file.close();
-    }
-    await rename(temporary, this.#path);
-    const directory = await open(folder, "r");
-    try {
-      await directory.sync();
-    } finally {
-      await directory.close();
-    }
+    await writeFileAtomic(this.#path, JSON.stringify({ format: dbFormat, formatVersion: dbFormatVersion, tasks }));
+    await syncDirectory(folder);
   }
 }

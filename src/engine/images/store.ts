@@ -1,7 +1,8 @@
-import { mkdir, open, readFile, rename } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError, ResourceExhaustedError } from "../../common/errors.js";
+import { writeFileAtomic } from "../../common/files.js";
 import type { Clock } from "../../common/clock.js";
 import type { Logger } from "../../common/logger.js";
 import { parseDigest, sha256Digest, type Descriptor, type Digest, type Platform } from "../content/digest.js";
@@ -144,17 +145,7 @@ export class ImageStore {
   #save(): Promise<void> {
     const images = [...this.#images.values()].map((image) => ({ manifest: image.digest, names: image.names, stored: image.stored }));
     const text = JSON.stringify({ version: indexVersion, images });
-    const write = async (): Promise<void> => {
-      const temp = `${this.#path}.tmp`;
-      const handle = await open(temp, "w", 0o600);
-      try {
-        await handle.writeFile(text);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await rename(temp, this.#path);
-    };
+    const write = (): Promise<void> => writeFileAtomic(this.#path, text);
     const next = this.#writing.then(write, write);
     this.#writing = next;
     return next;

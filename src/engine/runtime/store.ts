@@ -1,7 +1,8 @@
-import { mkdir, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 
 import { InternalError } from "../../common/errors.js";
+import { writeFileAtomic } from "../../common/files.js";
 import { parseContainerRecord, parseContainerState } from "./codec.js";
 import type { ContainerRecord, ContainerState } from "./types.js";
 
@@ -46,18 +47,18 @@ export function containerPaths(root: string, id: string): ContainerPaths {
   };
 }
 
-/** Write-then-rename, so a crash leaves either the old or the new file, never half of one. */
-export async function writeFileAtomic(path: string, text: string): Promise<void> {
-  const temporary = `${path}.tmp`;
-  await writeFile(temporary, text);
-  await rename(temporary, path);
-}
 
 async function readLimited(path: string): Promise<string> {
   const text = await readFile(path, "utf8");
   if (text.length > containerFileBytesMax) throw new InternalError(`${path} is larger than ${containerFileBytesMax} bytes`);
   return text;
 }
+
+/**
+ * Container records and states are replaced atomically but not fsynced: on a crash of the
+ * whole host the containers are gone too, and a start re-reads what the runtime reports.
+ */
+const stateWrite = { durable: false, mode: 0o644 } as const;
 
 /** Container directories on disk, each holding a record and a state. */
 export class ContainerStore {
@@ -80,12 +81,12 @@ export class ContainerStore {
     const paths = this.paths(record.id);
     await mkdir(paths.rootfs, { recursive: true, mode: 0o700 });
     await Promise.all([mkdir(paths.conmon), mkdir(paths.etc)]);
-    await Promise.all([writeFileAtomic(paths.record, JSON.stringify(record)), this.writeState(record.id, state)]);
+    await Promise.all([writeFileAtomic(paths.record, JSON.stringify(record), stateWrite), this.writeState(record.id, state)]);
     return paths;
   }
 
   async writeState(id: string, state: ContainerState): Promise<void> {
-    await writeFileAtomic(this.paths(id).state, JSON.stringify(state));
+    await writeFileAtomic(this.paths(id).state, JSON.stringify(state), stateWrite);
   }
 
   async remove(id: string): Promise<void> {

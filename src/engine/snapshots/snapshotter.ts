@@ -1,4 +1,6 @@
-import { lstat, mkdir, open, readFile, readdir, rename, rm } from "node:fs/promises";
+import { lstat, mkdir, readFile, readdir, rm } from "node:fs/promises";
+
+import { writeFileAtomic } from "../../common/files.js";
 import { join } from "node:path";
 
 import {
@@ -145,17 +147,7 @@ class OverlaySnapshotterImpl implements LayerSnapshotter {
   #save(): Promise<void> {
     const snapshots = Object.fromEntries(this.#metadata.snapshots);
     const text = JSON.stringify({ version: metadataVersion, nextId: this.#metadata.nextId, snapshots });
-    const write = async (): Promise<void> => {
-      const temp = `${this.#metadataPath}.tmp`;
-      const handle = await open(temp, "w", 0o600);
-      try {
-        await handle.writeFile(text);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await rename(temp, this.#metadataPath);
-    };
+    const write = (): Promise<void> => writeFileAtomic(this.#metadataPath, text);
     const next = this.#writing.then(write, write);
     this.#writing = next;
     return next;

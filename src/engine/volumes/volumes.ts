@@ -1,8 +1,9 @@
-import { mkdir, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 
 import type { Clock } from "../../common/clock.js";
 import { AlreadyExistsError, FailedPreconditionError, InternalError, NotFoundError, throwIfAborted } from "../../common/errors.js";
+import { writeFileAtomic } from "../../common/files.js";
 import { validateVolumeName } from "./mounts.js";
 
 export interface Volume {
@@ -85,9 +86,7 @@ class VolumeServiceImpl implements VolumeService {
       labels: { ...options.labels },
     };
     await mkdir(volume.mountpoint, { mode: 0o755 });
-    const temporary = join(directory, "volume.json.tmp");
-    await writeFile(temporary, JSON.stringify({ createdAt: volume.createdAt, labels: volume.labels }));
-    await rename(temporary, join(directory, "volume.json"));
+    await writeFileAtomic(join(directory, "volume.json"), JSON.stringify({ createdAt: volume.createdAt, labels: volume.labels }), { mode: 0o644 });
     return volume;
   }
 

@@ -3,7 +3,8 @@ import { join } from "node:path";
 
 import type { Clock } from "../../common/clock.js";
 import { FailedPreconditionError, throwIfAborted } from "../../common/errors.js";
-import { privateFileMode, publicFileMode, readFileIfPresent, syncDirectory, writeFileAtomic } from "../../rpc/tls/index.js";
+import { syncDirectory, writeFileAtomic } from "../../common/files.js";
+import { privateFileMode, publicFileMode, readFileIfPresent } from "../../rpc/tls/index.js";
 import { certificateAuthorityFromPem, type CertificateAuthority } from "./authority.js";
 
 /** File names inside the manager's CA directory. */
@@ -14,8 +15,8 @@ export const rootCaKeyFile = "root-ca.key";
 export async function saveCertificateAuthority(directory: string, authority: CertificateAuthority, options: { signal?: AbortSignal } = {}): Promise<void> {
   throwIfAborted(options.signal);
   await mkdir(directory, { recursive: true, mode: 0o700 });
-  await writeFileAtomic(join(directory, rootCaKeyFile), authority.keyPem(), privateFileMode);
-  await writeFileAtomic(join(directory, rootCaCertFile), authority.certPem, publicFileMode);
+  await writeFileAtomic(join(directory, rootCaKeyFile), authority.keyPem(), { mode: privateFileMode });
+  await writeFileAtomic(join(directory, rootCaCertFile), authority.certPem, { mode: publicFileMode });
   await syncDirectory(directory);
 }
 

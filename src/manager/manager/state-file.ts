@@ -2,7 +2,8 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 
 import { FailedPreconditionError, InvalidArgumentError, errorMessage, throwIfAborted } from "../../common/errors.js";
-import { isIdentityField, privateFileMode, readFileIfPresent, syncDirectory, writeFileAtomic } from "../../rpc/tls/index.js";
+import { syncDirectory, writeFileAtomic } from "../../common/files.js";
+import { isIdentityField, privateFileMode, readFileIfPresent } from "../../rpc/tls/index.js";
 import { memberAddressLengthMax, parseManagerMembers, type ManagerMember } from "./member-directory.js";
 
 /** Where a manager keeps its swarm state inside the daemon's data directory. */
@@ -88,6 +89,6 @@ export async function saveManagerState(paths: SwarmPaths, state: ManagerState, o
   throwIfAborted(options.signal);
   await mkdir(paths.root, { recursive: true, mode: 0o700 });
   const text = `${JSON.stringify({ format: stateFormat, formatVersion: stateFormatVersion, ...state }, null, 2)}\n`;
-  await writeFileAtomic(paths.stateFile, text, privateFileMode);
+  await writeFileAtomic(paths.stateFile, text, { mode: privateFileMode });
   await syncDirectory(paths.root);
 }

@@ -5,7 +5,7 @@ import type { Logger } from "../../common/logger.js";
 import type { Snapshot } from "../core/types.js";
 import { ByteReader, ByteWriter, DecodeError, decodeSnapshotMetadata, encodeSnapshotMetadata } from "../wal/codec.js";
 import { crc32c } from "../wal/crc32c.js";
-import { syncDirectory } from "../wal/wal.js";
+import { syncDirectory } from "../../common/files.js";
 
 /**
  * Snapshot files: `<term 16 hex>-<index 16 hex>.snap`, holding

@@ -4,7 +4,6 @@ export type { DiskLogStorageOptions, DiskLogStorageSave } from "./disk-storage.j
 export {
   recordPayloadBytesMax,
   segmentBytesTargetDefault,
-  syncDirectory,
   WalCorruptionError,
   WalSyncError,
   WriteAheadLog,

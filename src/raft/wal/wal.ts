@@ -4,7 +4,9 @@ import { open, readdir, readFile, rename, rm } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 
+
 import { FailedPreconditionError, InternalError, errorMessage } from "../../common/errors.js";
+import { syncDirectory } from "../../common/files.js";
 import type { Logger } from "../../common/logger.js";
 import type { Entry, HardState } from "../core/types.js";
 import { emptyHardState } from "../core/types.js";
@@ -143,16 +145,6 @@ function writeRecord(writer: ByteWriter, type: number, encode: (writer: ByteWrit
   const bytes = writer.view();
   writer.patchU32(start, payloadBytes);
   writer.patchU32(start + 4, crc32c(bytes, 0, start + 8, writer.length));
-}
-
-/** fsync a directory so that a created, renamed or removed name in it is durable. */
-export async function syncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, "r");
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 async function listSegments(dir: string, logger: Logger): Promise<SegmentName[]> {

@@ -1,7 +1,8 @@
-import { mkdir, open, readFile, rename } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 
 import { FailedPreconditionError, throwIfAborted } from "../../common/errors.js";
+import { syncDirectory, writeFileAtomic } from "../../common/files.js";
 import type { TlsMaterial } from "./credentials.js";
 
 /**
@@ -12,33 +13,6 @@ import type { TlsMaterial } from "./credentials.js";
 export const tlsFiles = { ca: "ca.crt", node: "node.pem" } as const;
 export const privateFileMode = 0o600;
 export const publicFileMode = 0o644;
-
-/**
- * Writes `data` to `path` through a fsynced temporary file and a rename, so a crash leaves
- * the old file or the new one, never a mix; `mode` is set exactly (the umask is ignored).
- */
-export async function writeFileAtomic(path: string, data: string, mode: number): Promise<void> {
-  const temporary = `${path}.tmp`;
-  const handle = await open(temporary, "w", mode);
-  try {
-    await handle.chmod(mode);
-    await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(temporary, path);
-}
-
-/** Makes renames inside `path` durable. */
-export async function syncDirectory(path: string): Promise<void> {
-  const handle = await open(path, "r");
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
 
 /** The file's text, or undefined when it does not exist (other errors are thrown). */
 export async function readFileIfPresent(path: string): Promise<string | undefined> {
@@ -54,8 +28,8 @@ export async function readFileIfPresent(path: string): Promise<string | undefine
 export async function saveTlsMaterial(directory: string, material: TlsMaterial, options: { signal?: AbortSignal } = {}): Promise<void> {
   throwIfAborted(options.signal);
   await mkdir(directory, { recursive: true, mode: 0o700 });
-  await writeFileAtomic(join(directory, tlsFiles.ca), material.caPem, publicFileMode);
-  await writeFileAtomic(join(directory, tlsFiles.node), `${material.keyPem.trimEnd()}\n${material.certPem}`, privateFileMode);
+  await writeFileAtomic(join(directory, tlsFiles.ca), material.caPem, { mode: publicFileMode });
+  await writeFileAtomic(join(directory, tlsFiles.node), `${material.keyPem.trimEnd()}\n${material.certPem}`, { mode: privateFileMode });
   await syncDirectory(directory);
 }
 

@@ -1,6 +1,6 @@
 export { channelCredentials, managerServerName, serverCredentials, tlsChannelOptions, TlsMaterialSource, unverifiedChannelCredentials } from "./credentials.js";
 export type { TlsMaterial } from "./credentials.js";
-export { loadTlsMaterial, privateFileMode, publicFileMode, readFileIfPresent, saveTlsMaterial, syncDirectory, tlsFiles, writeFileAtomic } from "./files.js";
+export { loadTlsMaterial, privateFileMode, publicFileMode, readFileIfPresent, saveTlsMaterial, tlsFiles } from "./files.js";
 export { grpcErrorOf } from "./grpc-error.js";
 export { isIdentityField, nodeCertificateRoles, nodeIdentityOf, roleOrganizationalUnits } from "./identity.js";
 export type { NodeCertificateRole, NodeIdentity } from "./identity.js";

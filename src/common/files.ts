@@ -1,0 +1,31 @@
+import { open, rename } from "node:fs/promises";
+
+/**
+ * Writes `data` to `path` through a temporary file and a rename, so a crash leaves the old
+ * file or the new one, never a mix. With `durable` (the default) the data is fsynced before
+ * the rename; state that is rebuilt on start anyway may skip that cost. `mode` is set
+ * exactly (the umask is ignored).
+ */
+export async function writeFileAtomic(path: string, data: string | Uint8Array, options: { mode?: number; durable?: boolean } = {}): Promise<void> {
+  const mode = options.mode ?? 0o600;
+  const temporary = `${path}.tmp`;
+  const handle = await open(temporary, "w", mode);
+  try {
+    await handle.chmod(mode);
+    await handle.writeFile(data);
+    if (options.durable ?? true) await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(temporary, path);
+}
+
+/** Makes renames and creations inside the directory `path` durable. */
+export async function syncDirectory(path: string): Promise<void> {
+  const handle = await open(path, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
