@@ -86,7 +86,7 @@ function snapshotToWire(snapshot: Snapshot, includeData: boolean): RaftSnapshot 
     metadata: {
       index: metadata.index,
       term: metadata.term,
-      confState: { voters: [...metadata.confState.voters], learners: [...metadata.confState.learners] },
+      confState: { voters: [...metadata.confState.voters], learners: [...metadata.confState.learners], removed: [...(metadata.confState.removed ?? [])] },
     },
     data: includeData ? snapshot.data : Buffer.alloc(0),
   };
@@ -98,6 +98,7 @@ function snapshotFromWire(wire: RaftSnapshot__Output): Snapshot {
   const confState: ConfState = {
     voters: (metadata.confState?.voters ?? []).map((id) => wireNumber(id, "snapshot.voters")),
     learners: (metadata.confState?.learners ?? []).map((id) => wireNumber(id, "snapshot.learners")),
+    ...(metadata.confState !== null && metadata.confState.removed.length > 0 ? { removed: metadata.confState.removed.map((id) => wireNumber(id, "snapshot.removed")) } : {}),
   };
   return {
     metadata: {

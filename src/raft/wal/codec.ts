@@ -183,13 +183,18 @@ function decodeIds(reader: ByteReader): NodeId[] {
   return ids;
 }
 
+/** Removed ids travel with the membership: a snapshot must keep them refused forever. */
 export function encodeConfState(writer: ByteWriter, state: ConfState): void {
   encodeIds(writer, state.voters);
   encodeIds(writer, state.learners);
+  encodeIds(writer, state.removed ?? []);
 }
 
 export function decodeConfState(reader: ByteReader): ConfState {
-  return { voters: decodeIds(reader), learners: decodeIds(reader) };
+  const voters = decodeIds(reader);
+  const learners = decodeIds(reader);
+  const removed = decodeIds(reader);
+  return removed.length === 0 ? { voters, learners } : { voters, learners, removed };
 }
 
 export function encodeSnapshotMetadata(writer: ByteWriter, metadata: SnapshotMetadata): void {
