@@ -111,6 +111,9 @@ export class RaftLog {
 
   /** The term at `index`, or null where the log holds no term (compacted or absent). */
   termOrNull(index: number): number | null {
+    // Most misses are entries past the end (every new append asks): answer those without
+    // building an exception, which showed up at ~7% of CPU under load.
+    if (index > this.lastIndex() || index < this.firstIndex() - 1) return null;
     try {
       return this.term(index);
     } catch (error) {
