@@ -4,19 +4,27 @@ import { dirname } from "node:path";
 import { ExecRegistry } from "../api/exec-registry.js";
 import { containerRoutes, containerUpgradeRoutes } from "../api/routes/containers.js";
 import { imageRoutes } from "../api/routes/images.js";
+import { nodeRoutes } from "../api/routes/nodes.js";
+import { serviceRoutes } from "../api/routes/services.js";
+import { swarmRoutes } from "../api/routes/swarm.js";
 import { systemRoutes } from "../api/routes/system.js";
+import { taskRoutes } from "../api/routes/tasks.js";
 import { createApiServer, type ApiServer } from "../api/server.js";
 import type { SystemInfo, SystemInfoSource } from "../api/system-info.js";
+import { systemClock } from "../common/clock.js";
 import type { Logger } from "../common/logger.js";
 import { createEngine, type Engine } from "../engine/index.js";
 import { shoalVersion } from "../common/version.js";
-import { createHealthHandlers, loadHealthProto, startGrpcServer, type GrpcServer } from "../rpc/index.js";
 import type { DaemonConfig } from "./config.js";
+import { injectExecutor, leaderForwarding } from "./forward.js";
+import { GrpcEndpoint } from "./grpc-endpoint.js";
 import { readHostFacts, type HostFacts } from "./host.js";
 import { acquireDataDirLock, type DataDirLock } from "./lock.js";
 import { loadOrCreateNodeId } from "./node-id.js";
+import { SwarmNode } from "./swarm.js";
 
 export interface Daemon {
+  /** The daemon's own id outside a swarm; the CA-issued id once in one. */
   readonly nodeId: string;
   /** The bound cluster gRPC address. */
   readonly grpcAddress: string;
@@ -26,14 +34,14 @@ export interface Daemon {
   close(): Promise<void>;
 }
 
-function systemInfoSource(options: { config: DaemonConfig; nodeId: string; host: HostFacts; engine: Engine }): SystemInfoSource {
-  const { config, nodeId, host, engine } = options;
+function systemInfoSource(options: { config: DaemonConfig; swarm: SwarmNode; host: HostFacts; engine: Engine }): SystemInfoSource {
+  const { config, swarm, host, engine } = options;
   return {
     info(): Promise<SystemInfo> {
       const engineInfo = engine.info();
       const apiWarning = config.apiListen === null ? [] : [`the REST API on ${config.apiListen.host}:${config.apiListen.port} is unauthenticated plain HTTP`];
       return Promise.resolve({
-        nodeId,
+        nodeId: swarm.nodeId(),
         hostname: host.hostname,
         serverVersion: shoalVersion,
         operatingSystem: host.operatingSystem,
@@ -49,12 +57,34 @@ function systemInfoSource(options: { config: DaemonConfig; nodeId: string; host:
         runtime: engineInfo.runtime,
         cgroupDriver: engineInfo.cgroupDriver,
         cgroupVersion: host.cgroupVersion,
-        swarm: { state: "inactive", nodeAddr: "", controlAvailable: false, error: "" },
+        swarm: swarm.info(),
         warnings: [...engineInfo.warnings, ...apiWarning],
         labels: [],
       });
     },
   };
+}
+
+/** The REST API with every route; cluster writes on a follower go to the leader first. */
+function startApi(options: { config: DaemonConfig; logger: Logger; swarm: SwarmNode; host: HostFacts; engine: Engine }): Promise<ApiServer> {
+  const { config, logger, swarm, host, engine } = options;
+  const execs = new ExecRegistry(engine.containers);
+  const apiLogger = logger.child({ component: "api" });
+  const control = { control: swarm };
+  return createApiServer({
+    logger: apiLogger,
+    registrars: [
+      leaderForwarding(swarm),
+      systemRoutes(systemInfoSource({ config, swarm, host, engine })),
+      imageRoutes(engine.images),
+      containerRoutes({ containers: engine.containers, execs, logger: apiLogger }),
+      swarmRoutes(control),
+      serviceRoutes(control),
+      nodeRoutes(control),
+      taskRoutes(control),
+    ],
+    upgrades: containerUpgradeRoutes({ execs }),
+  });
 }
 
 /**
@@ -82,48 +112,42 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
     const nodeId = await loadOrCreateNodeId(config.dataDir);
     const host = readHostFacts();
 
-    const healthProto = loadHealthProto();
-    const grpc: GrpcServer = await startGrpcServer({
-      host: config.listenAddr.host,
-      port: config.listenAddr.port,
-      services: [
-        {
-          definition: healthProto.shoal.v1.Health.service,
-          handlers: createHealthHandlers({
-            nodeId,
-            version: shoalVersion,
-            status: (component) => (component === "" ? "serving" : undefined),
-          }),
-        },
-      ],
-    });
-    closers.push(() => grpc.close());
-
     const engine = await createEngine({ dataDir: config.dataDir, runDir: config.runDir, logger });
     closers.push(() => engine.close());
 
-    const execs = new ExecRegistry(engine.containers);
-    const apiLogger = logger.child({ component: "api" });
-    const api: ApiServer = await createApiServer({
-      logger: apiLogger,
-      registrars: [
-        systemRoutes(systemInfoSource({ config, nodeId, host, engine })),
-        imageRoutes(engine.images),
-        containerRoutes({ containers: engine.containers, execs, logger: apiLogger }),
-      ],
-      upgrades: containerUpgradeRoutes({ execs }),
+    // The leader replays forwarded requests on its own API, which starts after the swarm.
+    const api: { server: ApiServer | undefined } = { server: undefined };
+    const grpc = new GrpcEndpoint(config.listenAddr);
+    const swarm = new SwarmNode({
+      dataDir: config.dataDir,
+      clock: systemClock,
+      logger,
+      engine,
+      grpc,
+      localNodeId: nodeId,
+      advertiseAddr: config.advertiseAddr,
+      forward: injectExecutor(() => api.server?.app),
     });
-    closers.push(() => api.close());
-    const apiAddresses = [await api.listen({ kind: "unix", path: config.socketPath })];
+    closers.push(() => swarm.close());
+    await swarm.start();
+
+    const apiServer = await startApi({ config, logger, swarm, host, engine });
+    api.server = apiServer;
+    closers.push(() => apiServer.close());
+    const apiAddresses = [await apiServer.listen({ kind: "unix", path: config.socketPath })];
     if (config.apiListen !== null) {
-      apiAddresses.push(await api.listen({ kind: "tcp", ...config.apiListen }));
+      apiAddresses.push(await apiServer.listen({ kind: "tcp", ...config.apiListen }));
       log.warn({ address: apiAddresses[1] }, "REST API listening on TCP without TLS: anyone who reaches it controls this node");
     }
-    log.info({ nodeId, grpc: grpc.address, api: apiAddresses, dataDir: config.dataDir, version: shoalVersion }, "shoald started");
+    log.info({ nodeId: swarm.nodeId(), grpc: grpc.address, api: apiAddresses, dataDir: config.dataDir, version: shoalVersion }, "shoald started");
     let closing: Promise<void> | undefined;
     return {
-      nodeId,
-      grpcAddress: grpc.address,
+      get nodeId() {
+        return swarm.nodeId();
+      },
+      get grpcAddress() {
+        return grpc.address;
+      },
       apiAddresses,
       close() {
         closing ??= closeAll().then(() => log.info("shoald stopped"));
