@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Quick start on a fresh Debian machine, as root: installs the host packages and npm
 # dependencies, builds shoal, starts a shoald node with the default paths, builds the demo
-# image from the host's busybox and runs a demo web container on port 8080. Safe to run
-# again: a running daemon and demo container are reused.
+# image from the host's busybox, runs a demo web container on port 8080, makes the node a
+# one-node swarm and runs a 3-replica demo service. Safe to run again: what is already
+# there (daemon, container, swarm, service) is reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/setup-host.sh
@@ -29,5 +30,14 @@ for _ in $(seq 1 50); do
   sleep 0.1
 done
 echo
+
+shoal info --format json | grep -q '"LocalNodeState": "active"' || shoal swarm init --advertise-addr 127.0.0.1:4242
+if ! shoal service inspect demo >/dev/null 2>&1; then
+  shoal service create --name demo --replicas 3 shoal-demo/busybox sh -c 'trap "exit 0" TERM; while :; do sleep 3600 & wait; done'
+fi
+shoal service ls
+shoal service ps demo
+
+echo
 echo "shoald is running (log: /var/log/shoal/shoald.log); the demo web container answers on http://127.0.0.1:8080/."
-echo "Remove it with: shoal container rm -f demo-web. Stop shoald with: pkill -TERM -f dist/src/bin/shoald.js"
+echo "Clean up: shoal service rm demo; shoal container rm -f demo-web; shoal swarm leave --force; pkill -TERM -f dist/src/bin/shoald.js"
