@@ -40,4 +40,4 @@ shoal service ps demo
 
 echo
 echo "shoald is running (log: /var/log/shoal/shoald.log); the demo web container answers on http://127.0.0.1:8080/."
-echo "Clean up: shoal service rm demo; shoal container rm -f demo-web; shoal swarm leave --force; pkill -TERM -f dist/src/bin/shoald.js"
+echo "Clean up: shoal service rm demo; shoal container rm -f demo-web; shoal swarm leave --force; pkill -TERM -f bin/shoald"

@@ -36,6 +36,9 @@ async function run(options: Record<string, unknown>): Promise<void> {
     env: process.env,
     file: configFile === undefined ? {} : readConfigFile(configFile),
   });
+  // A daemon must not pin the directory it was started from: conmon (which inherits the
+  // working directory) fails outright when that directory is later removed.
+  process.chdir("/");
   const logger = createLogger({ level: config.logLevel });
   const daemon = await startDaemon(config, logger);
   let signals = 0;
