@@ -69,6 +69,11 @@ function compareVersions(a: string, b: string): number {
   return aMajor === bMajor ? aMinor - bMinor : aMajor - bMajor;
 }
 
+/** The path without its /vX.Y prefix. */
+export function stripVersionPrefix(url: string): string {
+  return url.replace(versionPrefix, "");
+}
+
 /** The API version a request asked for in its path, or undefined when it has no prefix. */
 export function requestedApiVersion(url: string): string | undefined {
   const match = versionPrefix.exec(url);
@@ -119,7 +124,7 @@ function buildApp(options: ApiServerOptions): FastifyInstance {
     loggerInstance: baseLogger,
     // Requests are logged once, at debug level, by the onResponse hook below.
     logController: new LogController({ disableRequestLogging: true }),
-    rewriteUrl: (request) => (request.url ?? "/").replace(versionPrefix, ""),
+    rewriteUrl: (request) => stripVersionPrefix(request.url ?? "/"),
     // Image layers and archives stream through the API: no body-size cap here; routes
     // that take JSON bodies rely on the JSON parser's own limit below.
     bodyLimit: 16 * 1024 * 1024,
@@ -209,7 +214,7 @@ function handleUpgrade(options: ApiServerOptions) {
   const logger = options.logger;
   return (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const url = new URL(request.url ?? "/", "http://shoal");
-    const path = url.pathname.replace(versionPrefix, "");
+    const path = stripVersionPrefix(url.pathname);
     const found = matchUpgradeRoute(options.upgrades ?? [], request.method ?? "", path);
     if (found === undefined) {
       writeUpgradeError(socket, 404, `page not found: ${request.method ?? ""} ${path}`);

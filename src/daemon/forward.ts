@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 
 import { InvalidArgumentError, UnavailableError } from "../common/errors.js";
-import type { RouteRegistrar } from "../api/server.js";
+import { stripVersionPrefix, type RouteRegistrar } from "../api/server.js";
 import type { ForwardedRequest, ForwardedResponse, ForwardExecutor, ForwardMethod } from "../manager/manager/index.js";
 import { forwardBodyBytesMax } from "../manager/manager/index.js";
 import type { SwarmNode } from "./swarm.js";
@@ -9,7 +9,6 @@ import type { SwarmNode } from "./swarm.js";
 /** Marks a request the leader replays, so that it is never forwarded a second time. */
 export const forwardedHeader = "x-shoal-forwarded";
 
-const versionPrefix = /^\/v\d+\.\d+(?=\/)/;
 // Cluster state lives in raft: writes to it need the leader. Init, join and leave act on
 // this node itself and stay local; reads are served from the local replica.
 const clusterPath = /^\/(swarm|services|nodes|tasks)(\/|$|\?)/;
@@ -31,7 +30,7 @@ function forwardMethodOf(method: string): ForwardMethod {
 /** Whether a request must run on the leader. */
 export function needsLeader(method: string, url: string): boolean {
   if (!writeMethods.has(method)) return false;
-  const path = url.replace(versionPrefix, "");
+  const path = stripVersionPrefix(url);
   return clusterPath.test(path) && !localSwarmPath.test(path);
 }
 
