@@ -9,6 +9,7 @@ import type { GrpcService } from "../../rpc/server.js";
 import {
   createPeerAuthenticator,
   nodeTrustFromPem,
+  renewableChannelCredentials,
   saveTlsMaterial,
   serverCredentials,
   TlsMaterialSource,
@@ -38,7 +39,6 @@ import {
   type JoinAnswer,
 } from "./membership-service.js";
 import { proxyNodeCaJoins } from "./node-ca-proxy.js";
-import { renewableChannelCredentials } from "./renewable-credentials.js";
 import { createRaftProposer, ManagerStateMachine } from "./replicated-state.js";
 import { saveManagerState, type ManagerState, type SwarmPaths } from "./state-file.js";
 

@@ -167,6 +167,19 @@ export function channelCredentials(options: {
 }
 
 /**
+ * Client credentials that read this node's certificate from `source` at every new
+ * connection, so that long-lived channels present the renewed certificate once the renewer
+ * replaced it, instead of the one the process started with (which would expire under a
+ * long-running manager). The server must be a manager of `clusterId`. Use with
+ * tlsChannelOptions.
+ */
+export function renewableChannelCredentials(options: { source: TlsMaterialSource; clusterId: string }): ChannelCredentials {
+  return experimental.createCertificateProviderChannelCredentials(options.source, options.source, {
+    checkServerIdentity: checkManagerIdentity({ role: "manager", clusterId: options.clusterId }),
+  });
+}
+
+/**
  * TLS without verifying the server, for the single call a joining node makes before it
  * trusts anything: fetching the root CA certificate, which it then checks against the
  * digest in its join token. Never send a secret over these credentials.

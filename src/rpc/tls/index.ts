@@ -1,4 +1,4 @@
-export { channelCredentials, managerServerName, serverCredentials, tlsChannelOptions, TlsMaterialSource, unverifiedChannelCredentials } from "./credentials.js";
+export { channelCredentials, managerServerName, renewableChannelCredentials, serverCredentials, tlsChannelOptions, TlsMaterialSource, unverifiedChannelCredentials } from "./credentials.js";
 export type { TlsMaterial } from "./credentials.js";
 export { loadTlsMaterial, privateFileMode, publicFileMode, readFileIfPresent, saveTlsMaterial, tlsFiles } from "./files.js";
 export { grpcErrorOf } from "./grpc-error.js";
