@@ -1,25 +1,21 @@
 import type { ClusterSpec, HealthConfig, RestartPolicy, UpdateConfig } from "./types.js";
 
+/** Swarm uses the same defaults for updates and rollbacks. */
+const updateDefaults = {
+  parallelism: 1,
+  delayMs: 0,
+  failureAction: "pause",
+  monitorMs: 5_000,
+  maxFailureRatio: 0,
+  order: "stop-first",
+} as const satisfies UpdateConfig;
+
 /** Defaults like swarm's, filled in wherever a spec leaves a field out. */
 export const serviceDefaults = {
   replicas: 1,
   restartPolicy: { condition: "any", delayMs: 5_000, maxAttempts: 0, windowMs: 0 } satisfies RestartPolicy,
-  updateConfig: {
-    parallelism: 1,
-    delayMs: 0,
-    failureAction: "pause",
-    monitorMs: 5_000,
-    maxFailureRatio: 0,
-    order: "stop-first",
-  } satisfies UpdateConfig,
-  rollbackConfig: {
-    parallelism: 1,
-    delayMs: 0,
-    failureAction: "pause",
-    monitorMs: 5_000,
-    maxFailureRatio: 0,
-    order: "stop-first",
-  } satisfies UpdateConfig,
+  updateConfig: updateDefaults,
+  rollbackConfig: updateDefaults,
   stopGracePeriodMs: 10_000,
   /** Empty: the image's stop signal, else SIGTERM (the engine decides). */
   stopSignal: "",

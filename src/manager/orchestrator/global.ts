@@ -6,7 +6,7 @@ import type { MemoryStore, ReadTx, StoreObjectEvent } from "../store/index.js";
 import { constraintMatches, parseConstraints, type Constraint } from "../../scheduler/index.js";
 import { resolveOrchestratorOptions, type OrchestratorOptions } from "./options.js";
 import { runReconcileLoop, type Reconciler } from "./reconcile-loop.js";
-import { applyTaskActions, removeServiceTasksActions, setDesiredStateAction, type TaskAction } from "./service-tasks.js";
+import { reconcileServices, removeServiceTasksActions, setDesiredStateAction, type TaskAction } from "./service-tasks.js";
 import { isLiveTask, liveTaskLeft, newServiceTask } from "./task.js";
 
 function isGlobal(service: Service): boolean {
@@ -117,20 +117,8 @@ export class GlobalOrchestrator implements Reconciler {
     return ids.length;
   }
 
-  async #reconcileServices(ids: readonly string[], signal: AbortSignal): Promise<void> {
-    if (ids.length === 0) return;
-    await this.#store.batch(
-      async (batch) => {
-        for (const id of ids) {
-          let actions: TaskAction[] = [];
-          await batch.update((tx) => {
-            actions = this.#planService(tx, id);
-          });
-          await applyTaskActions(batch, actions);
-        }
-      },
-      { signal },
-    );
+  #reconcileServices(serviceIds: readonly string[], signal: AbortSignal): Promise<void> {
+    return reconcileServices({ store: this.#store, serviceIds, plan: (tx, id) => this.#planService(tx, id), signal });
   }
 
   #constraintsOf(service: Service): Constraint[] | undefined {

@@ -6,7 +6,7 @@ import { pickTasksToRemove } from "../../scheduler/index.js";
 import { resolveOrchestratorOptions, type OrchestratorOptions } from "./options.js";
 import { runReconcileLoop, type Reconciler } from "./reconcile-loop.js";
 import { replaceTask } from "./restart.js";
-import { applyTaskActions, removeServiceTasksActions, setDesiredStateAction, type TaskAction } from "./service-tasks.js";
+import { reconcileServices, removeServiceTasksActions, setDesiredStateAction, type TaskAction } from "./service-tasks.js";
 import { isLiveTask, isNodeUsable, isTaskFinished, liveTaskLeft, newServiceTask } from "./task.js";
 
 /** A live task that has not ended, on a node that is down, drained or gone. */
@@ -124,20 +124,8 @@ export class ReplicatedOrchestrator implements Reconciler {
     return ids.size;
   }
 
-  async #reconcileServices(ids: readonly string[], signal: AbortSignal): Promise<void> {
-    if (ids.length === 0) return;
-    await this.#store.batch(
-      async (batch) => {
-        for (const id of ids) {
-          let actions: TaskAction[] = [];
-          await batch.update((tx) => {
-            actions = this.#planService(tx, id);
-          });
-          await applyTaskActions(batch, actions);
-        }
-      },
-      { signal },
-    );
+  #reconcileServices(serviceIds: readonly string[], signal: AbortSignal): Promise<void> {
+    return reconcileServices({ store: this.#store, serviceIds, plan: (tx, id) => this.#planService(tx, id), signal });
   }
 
   /** Reads the service's tasks and plans the writes that bring them in line with its spec. */

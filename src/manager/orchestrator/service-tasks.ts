@@ -1,5 +1,5 @@
 import type { TaskState } from "../objects/index.js";
-import type { Batch, ReadTx, WriteTx } from "../store/index.js";
+import type { Batch, MemoryStore, ReadTx, WriteTx } from "../store/index.js";
 import { withDesiredState } from "./task.js";
 
 /**
@@ -12,6 +12,31 @@ export type TaskAction = (tx: WriteTx) => void;
 /** Runs planned actions one per batch.update, in order. */
 export async function applyTaskActions(batch: Batch, actions: readonly TaskAction[]): Promise<void> {
   for (const action of actions) await batch.update(action);
+}
+
+/**
+ * One reconcile pass over `serviceIds`: for each, plans from a fresh read and applies the
+ * plan, all in one store batch.
+ */
+export async function reconcileServices(options: {
+  store: MemoryStore;
+  serviceIds: readonly string[];
+  plan: (tx: ReadTx, serviceId: string) => TaskAction[];
+  signal: AbortSignal;
+}): Promise<void> {
+  if (options.serviceIds.length === 0) return;
+  await options.store.batch(
+    async (batch) => {
+      for (const id of options.serviceIds) {
+        let actions: TaskAction[] = [];
+        await batch.update((tx) => {
+          actions = options.plan(tx, id);
+        });
+        await applyTaskActions(batch, actions);
+      }
+    },
+    { signal: options.signal },
+  );
 }
 
 /** Raises a task's desired state, if it still exists and is not already there. */
