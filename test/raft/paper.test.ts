@@ -15,6 +15,7 @@ import {
   entry,
   message,
   newTestRaft,
+  persistLocal,
   readMessages,
   storageWithTerms,
   tickUntilElection,
@@ -38,7 +39,14 @@ function commitNoop(raft: Raft): void {
 function makeLeader(raft: Raft): void {
   raft.becomeCandidate();
   raft.becomeLeader();
+  persistLocal(raft);
   commitNoop(raft);
+}
+
+function proposeAndPersist(raft: Raft, data: string): number {
+  raft.step(message({ type: "prop", from: raft.id, to: raft.id, entries: [entry(0, 0, data)] }));
+  persistLocal(raft);
+  return raft.log.lastIndex();
 }
 
 // ---- §5.1 terms -------------------------------------------------------------------------
@@ -217,8 +225,7 @@ test("§5.3 a leader commits an entry once a majority stored it, and tells follo
   // knows to be committed in future AppendEntries RPCs."
   const raft = newTestRaft(1, [1, 2, 3]);
   makeLeader(raft);
-  raft.step(message({ type: "prop", from: 1, to: 1, entries: [entry(0, 0, "x")] }));
-  const index = raft.log.lastIndex();
+  const index = proposeAndPersist(raft, "x");
   readMessages(raft);
   assert.ok(raft.log.committed < index);
   raft.step(message({ type: "app-resp", from: 2, to: 1, term: raft.term, index }));
@@ -240,11 +247,26 @@ test("§5.3 the acknowledgements needed to commit are a majority of the cluster"
     const ids = Array.from({ length: size }, (_, index) => index + 1);
     const raft = newTestRaft(1, ids);
     makeLeader(raft);
-    raft.step(message({ type: "prop", from: 1, to: 1, entries: [entry(0, 0, "x")] }));
-    const index = raft.log.lastIndex();
+    const index = proposeAndPersist(raft, "x");
     for (const id of acks) raft.step(message({ type: "app-resp", from: id, to: 1, term: raft.term, index }));
     assert.equal(raft.log.committed === index, committed, `size ${size} acks ${acks.join(",")}`);
   }
+});
+
+test("§10.2.1 a leader's own entry counts toward the quorum only once on its disk", () => {
+  // Thesis §10.2.1: the leader may write to its disk in parallel with replication, but an
+  // entry held by the leader's memory and one follower's disk is on one disk of three.
+  const raft = newTestRaft(1, [1, 2, 3]);
+  makeLeader(raft);
+  raft.step(message({ type: "prop", from: 1, to: 1, entries: [entry(0, 0, "x")] }));
+  const index = raft.log.lastIndex();
+  raft.step(message({ type: "app-resp", from: 2, to: 1, term: raft.term, index }));
+  assert.ok(raft.log.committed < index, "committed before the leader's fsync");
+  readMessages(raft);
+  persistLocal(raft);
+  assert.equal(raft.log.committed, index);
+  const appends = readMessages(raft).filter((m) => m.type === "app");
+  assert.ok(appends.length > 0 && appends.every((m) => m.commit === index), "followers learn the new commit index");
 });
 
 test("§5.3 committing an entry commits every entry before it, including earlier terms'", () => {
@@ -255,6 +277,7 @@ test("§5.3 committing an entry commits every entry before it, including earlier
   const raft = newTestRaft(1, [1, 2, 3], { storage });
   raft.becomeCandidate();
   raft.becomeLeader();
+  persistLocal(raft);
   const noop = raft.log.lastIndex();
   raft.step(message({ type: "app-resp", from: 2, to: 1, term: raft.term, index: noop }));
   assert.equal(raft.log.committed, noop);
@@ -388,6 +411,7 @@ test("§5.4.2 a leader commits entries of earlier terms only by committing one o
   const raft = newTestRaft(1, [1, 2, 3], { storage });
   raft.becomeCandidate();
   raft.becomeLeader();
+  persistLocal(raft);
   assert.equal(raft.term, 3);
   // A majority holds index 2 (term 2), but that is not enough to commit it.
   raft.step(message({ type: "app-resp", from: 2, to: 1, term: 3, index: 2 }));
@@ -424,8 +448,7 @@ test("§6 adding a voter changes the quorum once applied", () => {
   makeLeader(raft);
   raft.applyConfChange({ type: "add-voter", nodeId: 3, context: noData });
   assert.deepEqual(raft.tracker.voters, [1, 2, 3]);
-  raft.step(message({ type: "prop", from: 1, to: 1, entries: [entry(0, 0, "x")] }));
-  const index = raft.log.lastIndex();
+  const index = proposeAndPersist(raft, "x");
   raft.step(message({ type: "app-resp", from: 3, to: 1, term: raft.term, index }));
   assert.equal(raft.log.committed, index, "2 of 3 voters is a quorum");
 });
@@ -500,8 +523,7 @@ test("§6 a leader removed from the configuration steps down", () => {
 test("§6 removing a voter lets the smaller quorum commit pending entries", () => {
   const raft = newTestRaft(1, [1, 2]);
   makeLeader(raft);
-  raft.step(message({ type: "prop", from: 1, to: 1, entries: [entry(0, 0, "x")] }));
-  const index = raft.log.lastIndex();
+  const index = proposeAndPersist(raft, "x");
   assert.ok(raft.log.committed < index);
   raft.applyConfChange({ type: "remove-node", nodeId: 2, context: noData });
   assert.equal(raft.log.committed, index);
@@ -735,6 +757,7 @@ test("ReadIndex: a new leader defers reads until an entry of its term commits", 
   const raft = newTestRaft(1, [1, 2, 3]);
   raft.becomeCandidate();
   raft.becomeLeader();
+  persistLocal(raft);
   readMessages(raft);
   const context = new TextEncoder().encode("early");
   raft.step(message({ type: "read-index", from: 1, to: 1, context }));

@@ -6,7 +6,7 @@ import { Buffer } from "node:buffer";
 import { decodeConfChange } from "../../src/raft/core/conf-change.js";
 import { ProposalDroppedError, type RaftLogger } from "../../src/raft/core/raft.js";
 import { RawNode } from "../../src/raft/core/raw-node.js";
-import type { ConfState, Entry, Message, NodeId, Ready, Snapshot } from "../../src/raft/core/types.js";
+import type { ConfState, Entry, Message, NodeId, Ready, Snapshot, StateRole } from "../../src/raft/core/types.js";
 import type { MemoryLogStorage } from "../../src/raft/storage/memory-storage.js";
 import type { SimDisk } from "./disk.js";
 import type { Prng } from "./prng.js";
@@ -155,12 +155,19 @@ export class SimNode {
     return true;
   }
 
+  #role: StateRole = "follower";
+
   /** Handles every pending Ready; returns false if the node crashed while writing. */
   drive(): boolean {
     while (this.alive && this.raw.hasReady()) {
       const ready = this.raw.ready();
+      // As the real driver does: a leader's messages leave before its own fsync, so a crash
+      // in the write below may follow appends that already reached followers.
+      if (ready.softState !== null) this.#role = ready.softState.role;
+      const sendFirst = this.#role === "leader";
+      if (sendFirst) for (const message of ready.messages) this.#options.observer.send(message);
       if (!this.#persist(ready)) return false;
-      for (const message of ready.messages) this.#options.observer.send(message);
+      if (!sendFirst) for (const message of ready.messages) this.#options.observer.send(message);
       this.#apply(ready);
       this.raw.advance(ready);
       this.#maybeSnapshot();

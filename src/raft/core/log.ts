@@ -101,6 +101,11 @@ export class RaftLog {
     return this.unstable.maybeLastIndex() ?? this.storage.lastIndex();
   }
 
+  /** The last index on stable storage: entries handed out in a Ready count once advanced. */
+  lastStableIndex(): number {
+    return Math.min(this.lastIndex(), this.unstable.offset - 1);
+  }
+
   /** Throws CompactedError or UnavailableEntriesError outside [firstIndex - 1, lastIndex]. */
   term(index: number): number {
     const dummyIndex = this.firstIndex() - 1;

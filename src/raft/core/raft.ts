@@ -282,7 +282,7 @@ export class Raft {
     const lastIndex = this.log.lastIndex();
     for (const [id, old] of this.tracker.progress) {
       const progress = new Progress({ next: lastIndex + 1, inflightsMax: this.tracker.inflightsMax, isLearner: old.isLearner });
-      if (id === this.id) progress.match = lastIndex;
+      if (id === this.id) progress.match = this.log.lastStableIndex();
       this.tracker.progress.set(id, progress);
     }
     this.pendingConfIndex = 0;
@@ -528,10 +528,23 @@ export class Raft {
     const size = payloadSizeBytes(stamped);
     if (this.uncommittedSize > 0 && size > 0 && this.uncommittedSize + size > this.maxUncommittedSize) return false;
     this.uncommittedSize += size;
-    const newLast = this.log.append(stamped);
-    this.tracker.progress.get(this.id)?.maybeUpdate(newLast);
-    this.maybeCommit();
+    this.log.append(stamped);
     return true;
+  }
+
+  /**
+   * The leader's own entries join the quorum only once they are on its disk. The driver
+   * sends a leader's appends while its own fsync runs (Raft thesis §10.2.1); counting them
+   * at append time instead could commit an entry that only a minority of disks holds, and
+   * a follower could apply it before a crash erases it from the leader.
+   */
+  localAppendStable(index: number, term: number): void {
+    if (this.state !== "leader" || !this.log.matchTerm(index, term)) return;
+    if (this.tracker.progress.get(this.id)?.maybeUpdate(index) !== true) return;
+    if (this.maybeCommit()) {
+      this.releasePendingReadIndexMessages();
+      this.bcastAppend();
+    }
   }
 
   reduceUncommittedSize(entries: readonly Entry[]): void {
@@ -619,7 +632,7 @@ export class Raft {
     for (const id of confState.voters) this.#addProgress(id, false, next);
     for (const id of confState.learners) this.#addProgress(id, true, next);
     const self = this.tracker.progress.get(this.id);
-    if (self !== undefined) self.match = this.log.lastIndex();
+    if (self !== undefined) self.match = this.log.lastStableIndex();
   }
 
   #addProgress(id: NodeId, isLearner: boolean, next: number): void {

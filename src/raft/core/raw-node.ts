@@ -43,7 +43,9 @@ function hardStateEqual(a: HardState, b: HardState): boolean {
  *     argument assumes an appended conf change comes with the commit index it was sent
  *     with. (The core tolerates a torn batch by refusing to campaign until it catches up.)
  *  2. Send `messages`. Votes and append answers in a Ready depend on the hard state and
- *     entries of the same Ready, which is why step 1 comes first.
+ *     entries of the same Ready, which is why step 1 comes first. A leader's messages
+ *     (appends, heartbeats) may leave before step 1, while its fsync runs: the leader's
+ *     own entries count toward the commit quorum only from advance() on.
  *  3. Apply `snapshot`, then `committedEntries` to the state machine, calling
  *     applyConfChange for each "conf-change" entry; serve `readStates` once applied.
  *  4. Call advance(ready). Only then may ready() be called again (hasReady() is false until
@@ -180,7 +182,10 @@ export class RawNode {
     raft.reduceUncommittedSize(ready.committedEntries);
     const applied = Math.max(ready.committedEntries.at(-1)?.index ?? 0, ready.snapshot?.metadata.index ?? 0);
     if (applied > raft.log.applied) raft.log.appliedTo(applied);
-    if (lastEntry !== undefined) raft.log.stableTo(lastEntry.index, lastEntry.term);
+    if (lastEntry !== undefined) {
+      raft.log.stableTo(lastEntry.index, lastEntry.term);
+      raft.localAppendStable(lastEntry.index, lastEntry.term);
+    }
     if (ready.snapshot !== null) raft.log.stableSnapTo(ready.snapshot.metadata.index);
     this.#outstanding = false;
   }

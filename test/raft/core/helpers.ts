@@ -54,6 +54,25 @@ export function newTestRaft(id: NodeId, voters: readonly NodeId[], options: Test
   return new Raft(config);
 }
 
+/**
+ * Plays the driver's persist-then-advance for a node's unstable entries (etcd's tests call
+ * it persisting): they move to its MemoryLogStorage and, on a leader, join the quorum.
+ */
+export function persistLocal(raft: Raft): void {
+  const storage = raft.log.storage;
+  if (!(storage instanceof MemoryLogStorage)) throw new Error("persistLocal needs a MemoryLogStorage");
+  const snapshot = raft.log.unstable.snapshot;
+  if (snapshot !== null) {
+    storage.applySnapshot(snapshot);
+    raft.log.stableSnapTo(snapshot.metadata.index);
+  }
+  const last = raft.log.unstable.entries.at(-1);
+  if (last === undefined) return;
+  storage.append([...raft.log.unstable.entries]);
+  raft.log.stableTo(last.index, last.term);
+  raft.localAppendStable(last.index, last.term);
+}
+
 export function readMessages(raft: Raft): Message[] {
   const messages = raft.messages;
   raft.messages = [];
@@ -119,6 +138,7 @@ export class Network {
       if (node === undefined || this.#filtered(next)) continue;
       this.delivered.push(next);
       node.step(next);
+      persistLocal(node);
       queue.push(...readMessages(node));
     }
   }
