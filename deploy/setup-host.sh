@@ -24,8 +24,9 @@ declare -A why=(
   [util-linux]="mount, umount, nsenter, unshare"
   [kmod]="modprobe: loads overlay, br_netfilter and vxlan when built as modules"
   [ca-certificates]="HTTPS to public registries"
+  [wrk]="HTTP load generator for bench/mesh (routing mesh vs direct)"
 )
-packages=(runc crun conmon containernetworking-plugins nftables iproute2 busybox-static docker-registry attr util-linux kmod ca-certificates)
+packages=(runc crun conmon containernetworking-plugins nftables iproute2 busybox-static docker-registry attr util-linux kmod ca-certificates wrk)
 
 if [[ $(id -u) -ne 0 ]]; then
   echo "setup-host: run as root (it installs packages and checks kernel features)" >&2

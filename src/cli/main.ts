@@ -7,6 +7,7 @@ import { shoalVersion } from "../common/version.js";
 import { DaemonResponseError } from "./client.js";
 import { registerContainerCommands } from "./commands/container.js";
 import { registerImageCommands } from "./commands/image.js";
+import { registerNetworkCommands } from "./commands/network.js";
 import { registerNodeCommands } from "./commands/node.js";
 import { registerServiceCommands } from "./commands/service.js";
 import { registerSwarmCommands } from "./commands/swarm.js";
@@ -42,6 +43,7 @@ export function buildProgram(options: CliOptions, setExitCode: (code: number) =>
   registerSwarmCommands(program, context);
   registerNodeCommands(program, context);
   registerServiceCommands(program, context);
+  registerNetworkCommands(program, context);
   for (const group of plannedGroups) {
     program
       .command(group.name)

@@ -11,7 +11,7 @@ export const forwardedHeader = "x-shoal-forwarded";
 
 // Cluster state lives in raft: writes to it need the leader. Init, join and leave act on
 // this node itself and stay local; reads are served from the local replica.
-const clusterPath = /^\/(swarm|services|nodes|tasks)(\/|$|\?)/;
+const clusterPath = /^\/(swarm|services|nodes|tasks|networks)(\/|$|\?)/;
 const localSwarmPath = /^\/swarm\/(init|join|leave)(\/|$|\?)/;
 const writeMethods: ReadonlySet<string> = new Set(["POST", "PUT", "DELETE", "PATCH"]);
 

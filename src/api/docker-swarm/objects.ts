@@ -15,17 +15,33 @@ export function dockerServiceStatus(status: ServiceStatus): Output {
   return { RunningTasks: status.runningTasks, DesiredTasks: status.desiredTasks, CompletedTasks: status.completedTasks };
 }
 
+/**
+ * Docker's service Endpoint: the spec, the ports as allocated (a published port asked as 0
+ * shows the one the allocator picked) and the VIP on each network.
+ */
+function dockerServiceEndpoint(service: Service): Output {
+  const endpoint = service.spec.endpointSpec;
+  const allocated = service.endpoint;
+  const ports = endpoint.ports.map((port) => {
+    if (port.publishMode !== "ingress" || port.publishedPort !== 0) return port;
+    const picked = allocated?.publishedPorts.find((candidate) => candidate.protocol === port.protocol && candidate.targetPort === port.targetPort);
+    return picked === undefined ? port : { ...port, publishedPort: picked.publishedPort };
+  });
+  const virtualIps = allocated?.virtualIps ?? [];
+  return {
+    Spec: dockerEndpointSpec(endpoint),
+    ...(ports.length > 0 ? { Ports: dockerEndpointSpec({ ...endpoint, ports })["Ports"] } : {}),
+    ...(virtualIps.length > 0 ? { VirtualIPs: virtualIps.map((vip) => ({ NetworkID: vip.networkId, Addr: vip.address })) } : {}),
+  };
+}
+
 /** A Service; `status` adds ServiceStatus (the `status=true` list option). */
 export function dockerService(service: Service, status?: ServiceStatus): Output {
-  const endpoint = service.spec.endpointSpec;
   const out: Output = {
     ID: service.id,
     ...dockerMeta(service.meta),
     Spec: dockerServiceSpec(service.spec),
-    Endpoint: {
-      Spec: dockerEndpointSpec(endpoint),
-      ...(endpoint.ports.length > 0 ? { Ports: dockerEndpointSpec(endpoint)["Ports"] } : {}),
-    },
+    Endpoint: dockerServiceEndpoint(service),
   };
   if (service.previousSpec !== undefined) out["PreviousSpec"] = dockerServiceSpec(service.previousSpec);
   if (service.updateStatus !== undefined) {
@@ -101,10 +117,20 @@ export function dockerTask(task: Task, service: Service | undefined): Output {
       State: status.state,
       Message: status.message,
       ...(err === "" ? {} : { Err: err }),
+      // Not in Docker's API: the health check verdict of a running task (starting, healthy, unhealthy).
+      ...(status.health === undefined ? {} : { Health: status.health }),
       ...(container === undefined ? {} : { ContainerStatus: { ContainerID: container.containerId, PID: container.pid, ExitCode: container.exitCode } }),
       PortStatus: task.endpoint.ports.some((port) => port.publishMode === "host") ? { Ports: dockerEndpointSpec(task.endpoint)["Ports"] } : {},
     },
     DesiredState: task.desiredState,
+    ...(task.networkAttachments === undefined || task.networkAttachments.length === 0
+      ? {}
+      : {
+          NetworksAttachments: task.networkAttachments.map((attachment) => ({
+            Network: { ID: attachment.networkId, Spec: { Name: attachment.networkName, Driver: "overlay" } },
+            Addresses: [attachment.address],
+          })),
+        }),
     ...(service === undefined ? {} : { ServiceAnnotations: { Name: service.spec.name, Labels: { ...service.spec.labels } } }),
   };
 }

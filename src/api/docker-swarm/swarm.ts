@@ -94,20 +94,24 @@ function readAvailability(fields: DockerFields, path: string): NodeAvailability 
   return found;
 }
 
-/** Docker's InitRequest. Data-path and address-pool settings (overlay networking) must stay unset. */
+/**
+ * Docker's InitRequest. One address pool is supported, cut into /24 overlay subnets; the
+ * data-path settings must stay unset (VXLAN uses UDP 4789 on the advertise address).
+ */
 export function readSwarmInitRequest(value: unknown): SwarmInitRequest {
   const path = "InitRequest";
   const fields = dockerFields(
     value ?? {},
     path,
-    ["ListenAddr", "AdvertiseAddr", "ForceNewCluster", "Spec", "Availability", "AutoLockManagers", "SubnetSize"],
-    ["DataPathAddr", "DataPathPort", "DefaultAddrPool"],
+    ["ListenAddr", "AdvertiseAddr", "ForceNewCluster", "Spec", "Availability", "AutoLockManagers", "SubnetSize", "DefaultAddrPool"],
+    ["DataPathAddr", "DataPathPort"],
   );
-  // The docker CLI always sends its default subnet size; shoal has no overlay networks to size yet.
+  // The docker CLI always sends its default subnet size.
   const subnetSize = present(fields, "SubnetSize");
   if (subnetSize !== undefined && subnetSize !== 0 && subnetSize !== dockerDefaultSubnetSize) {
-    throw invalidDocker(joinPath(path, "SubnetSize"), `overlay address pools are not supported by shoal yet; leave it at ${dockerDefaultSubnetSize}`);
+    throw invalidDocker(joinPath(path, "SubnetSize"), `shoal cuts overlay subnets of /${dockerDefaultSubnetSize} only; leave it at ${dockerDefaultSubnetSize}`);
   }
+  const pool = readDefaultAddrPool(present(fields, "DefaultAddrPool"), joinPath(path, "DefaultAddrPool"));
   if (present(fields, "AutoLockManagers") === true) throw invalidDocker(joinPath(path, "AutoLockManagers"), "autolock is not supported by shoal yet");
   const force = present(fields, "ForceNewCluster");
   if (force !== undefined && typeof force !== "boolean") throw invalidDocker(joinPath(path, "ForceNewCluster"), "must be true or false");
@@ -115,9 +119,17 @@ export function readSwarmInitRequest(value: unknown): SwarmInitRequest {
     listenAddr: readString(fields, "ListenAddr", path),
     advertiseAddr: readString(fields, "AdvertiseAddr", path),
     forceNewCluster: force === true,
-    spec: nested(fields, "Spec", path, readDockerSwarmSpec) ?? {},
+    spec: { ...(nested(fields, "Spec", path, readDockerSwarmSpec) ?? {}), ...(pool === undefined ? {} : { defaultAddressPool: pool }) },
     availability: readAvailability(fields, path),
   };
+}
+
+/** DefaultAddrPool: absent, empty, or one CIDR (the cluster spec's parser validates it). */
+function readDefaultAddrPool(value: unknown, path: string): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value) || !value.every((item): item is string => typeof item === "string")) throw invalidDocker(path, "must be a list of CIDR strings");
+  if (value.length > 1) throw invalidDocker(path, "shoal takes one address pool; give a single CIDR such as 10.240.0.0/12");
+  return value[0];
 }
 
 /** Docker's JoinRequest. */

@@ -55,6 +55,7 @@ interface InitOptions {
   forceNewCluster?: boolean;
   availability: string;
   taskHistoryLimit?: string;
+  defaultAddrPool?: string;
 }
 
 /** The InitRequest body `swarm init` sends. */
@@ -67,6 +68,7 @@ export function swarmInitBody(options: InitOptions): Record<string, unknown> {
     ForceNewCluster: options.forceNewCluster === true,
     Availability: options.availability,
     Spec: limit === undefined ? {} : { Orchestration: { TaskHistoryRetentionLimit: Number(limit) } },
+    ...(options.defaultAddrPool === undefined ? {} : { DefaultAddrPool: [options.defaultAddrPool] }),
   };
 }
 
@@ -84,6 +86,7 @@ export function registerSwarmCommands(program: Command, context: CliContext): vo
     .option("--advertise-addr <host:port>", "address other nodes reach this one at")
     .option("--force-new-cluster", "start a new cluster from this manager's state")
     .option("--task-history-limit <n>", "terminal tasks kept per slot")
+    .option("--default-addr-pool <cidr>", "address pool that overlay network subnets are cut from (default 10.240.0.0/12)")
     .addOption(availabilityOption())
     .action(async (options: InitOptions) => {
       const nodeId = await context.client().json("POST", "/swarm/init", { body: swarmInitBody(options) });

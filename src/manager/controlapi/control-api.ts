@@ -11,9 +11,11 @@ import {
 import { systemClock, type Clock } from "../../common/clock.js";
 import type { Logger } from "../../common/logger.js";
 import { createIdGenerator, parseClusterSpec, parseServiceSpec } from "../objects/index.js";
-import type { Cluster, JoinTokens, Node, Service, ServiceSpec, Task } from "../objects/index.js";
+import type { Cluster, JoinTokens, Network, Node, Service, ServiceSpec, Task } from "../objects/index.js";
 import type { MemoryStore, ObjectKind, ReadTx } from "../store/index.js";
 import { nodeMatches, resolveReferences, serviceMatches, taskMatches } from "./filters.js";
+import { checkServiceNetworking } from "../allocator/index.js";
+import { NetworkControl } from "./networks.js";
 import { mergeNodeSpec } from "./node-spec.js";
 import type {
   ControlApi,
@@ -61,12 +63,14 @@ class ControlApiImpl implements ControlApi {
   readonly #logger: Logger;
   readonly #newId: () => string;
   readonly #clock: Clock;
+  readonly #networks: NetworkControl;
 
   constructor(options: ControlApiOptions) {
     this.#clock = options.clock ?? systemClock;
     this.#store = options.store;
     this.#newId = options.newId ?? createIdGenerator((size) => randomBytes(size));
     this.#logger = options.logger.child({ component: "controlapi" });
+    this.#networks = new NetworkControl({ store: this.#store, logger: this.#logger, newId: this.#newId });
   }
 
   async createService(input: unknown, options?: SignalOption): Promise<Service> {
@@ -75,6 +79,7 @@ class ControlApiImpl implements ControlApi {
       if (tx.find("service", { by: "name", name: spec.name }).length > 0) {
         throw new AlreadyExistsError(`a service named "${spec.name}" already exists; choose another name or update that service`);
       }
+      checkServiceNetworking(tx, spec, undefined);
       return tx.create("service", { id: this.#newId(), spec, specVersion: 1 }).id;
     }, signalOf(options));
     this.#logger.info({ serviceId: id, name: spec.name }, "service created");
@@ -108,6 +113,7 @@ class ControlApiImpl implements ControlApi {
       const stored = tx.get("service", current.id);
       if (stored === undefined) throw new NotFoundError(`service ${current.id} was removed`);
       if (stored.meta.version !== version) throw outOfSequence("service", stored.id, stored.meta.version, version);
+      checkServiceNetworking(tx, spec, stored.id);
       const changed = JSON.stringify(stored.spec) !== JSON.stringify(spec);
       const { updateStatus: _previousStatus, ...rest } = stored;
       const next: Service = { ...rest, spec, previousSpec: stored.spec, specVersion: changed ? stored.specVersion + 1 : stored.specVersion };
@@ -126,6 +132,22 @@ class ControlApiImpl implements ControlApi {
     const service = this.getService(reference);
     await this.#store.update((tx) => tx.delete("service", service.id), signalOf(options));
     this.#logger.info({ serviceId: service.id, name: service.spec.name }, "service removed");
+  }
+
+  createNetwork(input: unknown, options?: SignalOption): Promise<Network> {
+    return this.#networks.create(input, signalOf(options));
+  }
+
+  getNetwork(reference: string): Network {
+    return this.#networks.get(reference);
+  }
+
+  listNetworks(): Network[] {
+    return this.#networks.list();
+  }
+
+  removeNetwork(reference: string, options?: SignalOption): Promise<void> {
+    return this.#networks.remove(reference, signalOf(options));
   }
 
   getNode(reference: string): Node {

@@ -2,6 +2,7 @@ import type {
   Cluster,
   ClusterSpec,
   JoinTokens,
+  Network,
   Node,
   NodeAvailability,
   NodeRole,
@@ -120,6 +121,13 @@ export interface ControlApi {
    */
   updateService(reference: string, version: number, spec: unknown, options?: UpdateServiceOptions): Promise<Service>;
   removeService(reference: string, options?: { signal?: AbortSignal }): Promise<void>;
+
+  /** Parses a NetworkSpec (name, driver "overlay", labels) and creates the network with a subnet from the cluster pool. */
+  createNetwork(spec: unknown, options?: { signal?: AbortSignal }): Promise<Network>;
+  getNetwork(reference: string): Network;
+  listNetworks(): Network[];
+  /** FailedPreconditionError while a service or a live task uses the network. */
+  removeNetwork(reference: string, options?: { signal?: AbortSignal }): Promise<void>;
 
   getNode(reference: string): Node;
   listNodes(filters?: NodeFilters): Node[];

@@ -1,3 +1,4 @@
+import { networkAttachmentsReady } from "../allocator/index.js";
 import { isTerminalTaskState, taskStateRank, type Task } from "../objects/index.js";
 import type { ReadTx, StoreEvent } from "../store/index.js";
 
@@ -14,6 +15,8 @@ const runningRank = taskStateRank("running");
 export function isAssignedTo(task: Task, nodeId: string): boolean {
   if (task.nodeId !== nodeId) return false;
   if (taskStateRank(task.status.state) < assignedRank) return false;
+  // A task that attaches to networks waits for its addresses: the worker builds its interfaces from them.
+  if (!networkAttachmentsReady(task)) return false;
   if (taskStateRank(task.desiredState) <= runningRank) return true;
   return !isTerminalTaskState(task.status.state);
 }

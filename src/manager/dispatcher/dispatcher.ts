@@ -6,6 +6,7 @@ import { Metadata, status as grpcStatus, type ServerUnaryCall, type ServerWritab
 
 import { systemClock, type Clock } from "../../common/clock.js";
 import {
+  FailedPreconditionError,
   NotFoundError,
   ResourceExhaustedError,
   UnauthenticatedError,
@@ -25,6 +26,7 @@ import { grpcMessageSizeBytesMax, type GrpcService } from "../../rpc/server.js";
 import { clusterDefaults, createIdGenerator, type NodeDescription, type NodeRole, type Task } from "../objects/index.js";
 import type { MemoryStore } from "../store/index.js";
 import { AssignmentSet, assignedTasks, concernsNode } from "./assignments.js";
+import { streamNetworkMap, type NetworkMapCall } from "./network-map-stream.js";
 import { StatusBatcher } from "./status-batcher.js";
 import { encodeTask, parseNodeDescription, parseStatusUpdates } from "./wire.js";
 
@@ -211,6 +213,7 @@ class DispatcherImpl implements Dispatcher {
         });
       },
       Assignments: (call) => this.#guardStream(call, () => this.#assignments(call)),
+      NetworkMap: (call) => this.#guardStream(call, () => this.#networkMap(call)),
     };
     return { definition: this.#proto.shoal.v1.Dispatcher.service, handlers };
   }
@@ -426,6 +429,26 @@ class DispatcherImpl implements Dispatcher {
     } finally {
       session.abort.signal.removeEventListener("abort", onSessionEnd);
       session.streams.delete(call);
+    }
+    if (!call.writableEnded) call.emit("error", this.#unavailable("the session ended; open a new session"));
+  }
+
+  /** Streams the network map while the caller's session lives. */
+  async #networkMap(call: NetworkMapCall): Promise<void> {
+    const identity = this.#requireIdentity(call);
+    const session = this.#nodes.get(identity.nodeId);
+    if (session === undefined || session.call === null) throw new FailedPreconditionError(`node ${identity.nodeId} has no session; open one before asking for the network map`);
+    const abort = new AbortController();
+    const onEnd = (): void => abort.abort();
+    session.abort.signal.addEventListener("abort", onEnd, { once: true });
+    call.on("cancelled", onEnd);
+    try {
+      await streamNetworkMap({ call, store: this.#store, clock: this.#clock, signal: abort.signal });
+    } catch (error) {
+      if (!abort.signal.aborted) throw error;
+    } finally {
+      session.abort.signal.removeEventListener("abort", onEnd);
+      call.off("cancelled", onEnd);
     }
     if (!call.writableEnded) call.emit("error", this.#unavailable("the session ended; open a new session"));
   }

@@ -10,6 +10,17 @@ export {
   sessionStartedChannel,
 } from "./dispatcher.js";
 export type { CallerIdentity, Dispatcher, DispatcherCall, DispatcherOptions, ManagerPeerAddress } from "./dispatcher.js";
+export {
+  buildNetworkMap,
+  encodeNetworkMap,
+  isTaskReady,
+  networkMapBytesMax,
+  networkMapDebounceMs,
+  networkMapLatencyMsMax,
+  parseNetworkMap,
+  trafficPolicyLabel,
+} from "./network-map.js";
+export type { NetworkMap, NetworkMapNetwork, NetworkMapNode, NetworkMapService, NetworkMapTask } from "./network-map.js";
 export { pendingStatusUpdatesMax, statusFlushGapMs, statusFlushLatencyMsMax } from "./status-batcher.js";
 export { encodeTask, parseNodeDescription, parseStatusUpdates, statusUpdatesPerRequestMax } from "./wire.js";
 export type { StatusUpdate } from "./wire.js";

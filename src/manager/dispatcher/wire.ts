@@ -1,7 +1,7 @@
 import { InvalidArgumentError } from "../../common/errors.js";
 import type { NodeDescription as WireNodeDescription } from "../../gen/shoal/v1/NodeDescription.js";
 import type { TaskStatusUpdate__Output } from "../../gen/shoal/v1/TaskStatusUpdate.js";
-import { isTaskState, parseNode, specLimits, type NodeDescription, type Task, type TaskStatus } from "../objects/index.js";
+import { isTaskState, parseNode, specLimits, taskHealthStates, type NodeDescription, type Task, type TaskStatus } from "../objects/index.js";
 
 /** Status updates one UpdateTaskStatus request may carry. */
 export const statusUpdatesPerRequestMax = 1_000;
@@ -35,6 +35,11 @@ function parseStatusUpdate(update: TaskStatusUpdate__Output, path: string): Stat
     message: parseText(update.message, `${path}.message`, specLimits.messageBytesMax),
     err: parseText(update.err, `${path}.err`, specLimits.messageBytesMax),
   };
+  if (update.health !== "") {
+    const health = taskHealthStates.find((state) => state === update.health);
+    if (health === undefined) throw new InvalidArgumentError(`${path}.health: "${update.health.slice(0, 40)}" is not starting, healthy or unhealthy`);
+    status.health = health;
+  }
   if (update.containerId !== "") {
     status.containerStatus = {
       containerId: parseText(update.containerId, `${path}.containerId`, specLimits.shortTextBytesMax),

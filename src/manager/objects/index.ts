@@ -4,7 +4,18 @@ export { imageNameLengthMax, imageReferenceProblem } from "./image-reference.js"
 export { namePattern, specLimits } from "./limits.js";
 export { parseServiceSpec, withServiceDefaults } from "./service-spec.js";
 export type { ServiceSpecInput, SpecInput } from "./service-spec.js";
-export { parseCluster, parseClusterSpec, parseMeta, parseNode, parseService, parseTask } from "./stored.js";
+export {
+  formatIpv4,
+  networkDrivers,
+  parseCidrText,
+  parseIpv4Cidr,
+  parseNetworkAttachments,
+  parseNetworkSpec,
+  vniMax,
+  vniMin,
+} from "./network.js";
+export type { Network, NetworkAttachment, NodeNetworkAddress, NetworkDriver, NetworkSpec, PublishedPort, ServiceEndpointState, VirtualIp } from "./network.js";
+export { parseCluster, parseClusterSpec, parseMeta, parseNetwork, parseNode, parseService, parseTask } from "./stored.js";
 export { parseTaskSpec } from "./task-spec.js";
 export {
   isForwardTransition,
@@ -24,6 +35,7 @@ export {
   portProtocols,
   publishModes,
   restartConditions,
+  taskHealthStates,
   updateOrders,
   updateStates,
 } from "./types.js";
@@ -64,6 +76,7 @@ export type {
   ServiceMode,
   ServiceSpec,
   Task,
+  TaskHealth,
   TaskSpec,
   TaskStatus,
   UpdateConfig,

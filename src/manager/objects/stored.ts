@@ -9,6 +9,7 @@ import {
   required,
   withDefault,
 } from "./parse.js";
+import { parseCidrText, parseNetworkAttachments, parseNetworkObject, parseServiceEndpointState, type Network } from "./network.js";
 import { parseName, parseServiceSpec, parseStoredEndpoint } from "./service-spec.js";
 import { parseDurationMs, parseLabelsField, parsePlatform, parseTaskSpec } from "./task-spec.js";
 import { taskStates } from "./task-state.js";
@@ -16,6 +17,7 @@ import {
   nodeAvailabilities,
   nodeRoles,
   nodeStates,
+  taskHealthStates,
   updateStates,
   type Cluster,
   type ClusterSpec,
@@ -63,7 +65,7 @@ function parseUpdateStatus(value: unknown, path: string): UpdateStatus {
 }
 
 export function parseService(value: unknown, path: string): Service {
-  const fields = parseFields(value, path, ["id", "meta", "spec", "specVersion", "previousSpec", "updateStatus"]);
+  const fields = parseFields(value, path, ["id", "meta", "spec", "specVersion", "previousSpec", "updateStatus", "endpoint"]);
   const service: Service = {
     id: required(fields, "id", path, parseObjectId),
     meta: required(fields, "meta", path, parseMeta),
@@ -72,6 +74,7 @@ export function parseService(value: unknown, path: string): Service {
   };
   if (fields["previousSpec"] !== undefined) service.previousSpec = parseServiceSpec(fields["previousSpec"], childPath(path, "previousSpec"));
   if (fields["updateStatus"] !== undefined) service.updateStatus = parseUpdateStatus(fields["updateStatus"], childPath(path, "updateStatus"));
+  if (fields["endpoint"] !== undefined) service.endpoint = parseServiceEndpointState(fields["endpoint"], childPath(path, "endpoint"));
   return service;
 }
 
@@ -134,7 +137,7 @@ function parseContainerStatus(value: unknown, path: string): ContainerStatus {
 }
 
 function parseTaskStatus(value: unknown, path: string): TaskStatus {
-  const fields = parseFields(value, path, ["state", "timestamp", "message", "err", "containerStatus"]);
+  const fields = parseFields(value, path, ["state", "timestamp", "message", "err", "containerStatus", "health"]);
   const status: TaskStatus = {
     state: required(fields, "state", path, (item, at) => parseEnum(item, at, taskStates)),
     timestamp: required(fields, "timestamp", path, parseCount),
@@ -142,14 +145,15 @@ function parseTaskStatus(value: unknown, path: string): TaskStatus {
     err: withDefault(fields, "err", path, "", (item, at) => parseString(item, at, messageText)),
   };
   if (fields["containerStatus"] !== undefined) status.containerStatus = parseContainerStatus(fields["containerStatus"], childPath(path, "containerStatus"));
+  if (fields["health"] !== undefined) status.health = parseEnum(fields["health"], childPath(path, "health"), taskHealthStates);
   return status;
 }
 
-const taskFields = ["id", "meta", "serviceId", "slot", "nodeId", "desiredState", "spec", "specVersion", "endpoint", "attempt", "status"];
+const taskFields = ["id", "meta", "serviceId", "slot", "nodeId", "desiredState", "spec", "specVersion", "endpoint", "attempt", "status", "networkAttachments"];
 
 export function parseTask(value: unknown, path: string): Task {
   const fields = parseFields(value, path, taskFields);
-  return {
+  const task: Task = {
     id: required(fields, "id", path, parseObjectId),
     meta: required(fields, "meta", path, parseMeta),
     serviceId: required(fields, "serviceId", path, parseObjectId),
@@ -162,11 +166,25 @@ export function parseTask(value: unknown, path: string): Task {
     attempt: withDefault(fields, "attempt", path, 0, parseCount),
     status: required(fields, "status", path, parseTaskStatus),
   };
+  if (fields["networkAttachments"] !== undefined) task.networkAttachments = parseNetworkAttachments(fields["networkAttachments"], childPath(path, "networkAttachments"));
+  return task;
+}
+
+export function parseNetwork(value: unknown, path: string): Network {
+  return parseNetworkObject(value, path, parseMeta);
 }
 
 export function parseClusterSpec(value: unknown, path: string): ClusterSpec {
-  const fields = parseFields(value, path, ["name", "labels", "taskHistoryRetentionLimit", "heartbeatPeriodMs", "snapshotIntervalEntries", "nodeCertExpiryMs"]);
-  return {
+  const fields = parseFields(value, path, [
+    "name",
+    "labels",
+    "taskHistoryRetentionLimit",
+    "heartbeatPeriodMs",
+    "snapshotIntervalEntries",
+    "nodeCertExpiryMs",
+    "defaultAddressPool",
+  ]);
+  const spec: ClusterSpec = {
     name: required(fields, "name", path, parseName),
     labels: parseLabelsField(fields, "labels", path),
     taskHistoryRetentionLimit: withDefault(fields, "taskHistoryRetentionLimit", path, clusterDefaults.taskHistoryRetentionLimit, (item, at) =>
@@ -180,6 +198,8 @@ export function parseClusterSpec(value: unknown, path: string): ClusterSpec {
     ),
     nodeCertExpiryMs: withDefault(fields, "nodeCertExpiryMs", path, clusterDefaults.nodeCertExpiryMs, parseDurationMs),
   };
+  if (fields["defaultAddressPool"] !== undefined) spec.defaultAddressPool = parseCidrText(fields["defaultAddressPool"], childPath(path, "defaultAddressPool"));
+  return spec;
 }
 
 export function parseCluster(value: unknown, path: string): Cluster {

@@ -1,3 +1,4 @@
+import type { NetworkAttachment, ServiceEndpointState } from "./network.js";
 import type { TaskState } from "./task-state.js";
 
 /**
@@ -190,6 +191,8 @@ export interface Service {
   /** The spec before the last update, for rollback. */
   previousSpec?: ServiceSpec;
   updateStatus?: UpdateStatus;
+  /** Written by the allocator: VIPs and resolved published ports; absent until allocated. */
+  endpoint?: ServiceEndpointState;
 }
 
 export const nodeRoles = ["manager", "worker"] as const;
@@ -243,6 +246,10 @@ export interface ContainerStatus {
   exitCode: number;
 }
 
+export const taskHealthStates = ["starting", "healthy", "unhealthy"] as const;
+/** A running container's health check verdict; absent when the task has no health check. */
+export type TaskHealth = (typeof taskHealthStates)[number];
+
 export interface TaskStatus {
   state: TaskState;
   /** When the task entered this state (ms since the epoch). */
@@ -251,6 +258,8 @@ export interface TaskStatus {
   /** The error that moved the task to failed or rejected; empty otherwise. */
   err: string;
   containerStatus?: ContainerStatus;
+  /** Set by the worker while a task with a health check runs (read by the updater and the routing mesh). */
+  health?: TaskHealth;
 }
 
 export interface Task {
@@ -273,6 +282,11 @@ export interface Task {
    */
   attempt: number;
   status: TaskStatus;
+  /**
+   * Written by the allocator: the task's addresses on its networks. Absent until allocated;
+   * workers are not sent a task that needs networks before it has them.
+   */
+  networkAttachments?: NetworkAttachment[];
 }
 
 export interface ClusterSpec {
@@ -283,6 +297,8 @@ export interface ClusterSpec {
   heartbeatPeriodMs: number;
   snapshotIntervalEntries: number;
   nodeCertExpiryMs: number;
+  /** The pool overlay network subnets come from ("10.240.0.0/12" when absent); fixed once networks exist. */
+  defaultAddressPool?: string;
 }
 
 export interface JoinTokens {

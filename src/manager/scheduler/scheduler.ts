@@ -56,6 +56,7 @@ function eventMatters(event: StoreObjectEvent): boolean {
       );
     case "service":
     case "cluster":
+    case "network":
       return false;
   }
 }

@@ -1,5 +1,5 @@
 import { InvalidArgumentError, errorMessage } from "../../common/errors.js";
-import { parseCluster, parseNode, parseService, parseTask } from "../objects/index.js";
+import { parseCluster, parseNetwork, parseNode, parseService, parseTask } from "../objects/index.js";
 import { parseArray, parseEnum, parseFields, parseInteger, required } from "../objects/parse.js";
 import { changeActions, objectKinds, type ObjectByKind, type ObjectKind, type StoreChange } from "./types.js";
 
@@ -30,6 +30,7 @@ const objectParsers: { [K in ObjectKind]: (value: unknown, path: string) => Obje
   node: parseNode,
   service: parseService,
   task: parseTask,
+  network: parseNetwork,
 };
 
 function parseChange(value: unknown, path: string): StoreChange {
@@ -45,6 +46,8 @@ function parseChange(value: unknown, path: string): StoreChange {
       return { action, kind, object: required(fields, "object", path, objectParsers.service) };
     case "task":
       return { action, kind, object: required(fields, "object", path, objectParsers.task) };
+    case "network":
+      return { action, kind, object: required(fields, "object", path, objectParsers.network) };
   }
 }
 
@@ -80,6 +83,7 @@ export interface StoreSnapshotContent {
   nodes: ObjectByKind["node"][];
   services: ObjectByKind["service"][];
   tasks: ObjectByKind["task"][];
+  networks: ObjectByKind["network"][];
 }
 
 export function encodeStoreSnapshot(content: StoreSnapshotContent): Uint8Array {
@@ -87,7 +91,7 @@ export function encodeStoreSnapshot(content: StoreSnapshotContent): Uint8Array {
 }
 
 export function decodeStoreSnapshot(data: Uint8Array): StoreSnapshotContent {
-  const keys = ["version", "clusters", "nodes", "services", "tasks"];
+  const keys = ["version", "clusters", "nodes", "services", "tasks", "networks"];
   const fields = parseEnvelope(parseJson(data, snapshotFormat), snapshotFormat, keys);
   const list = <T>(key: string, parse: (value: unknown, path: string) => T): T[] =>
     required(fields, key, snapshotFormat, (item, at) => parseArray(item, at, snapshotObjectsMax, parse));
@@ -97,5 +101,7 @@ export function decodeStoreSnapshot(data: Uint8Array): StoreSnapshotContent {
     nodes: list("nodes", objectParsers.node),
     services: list("services", objectParsers.service),
     tasks: list("tasks", objectParsers.task),
+    // Snapshots from before networks existed have no such key.
+    networks: fields["networks"] === undefined ? [] : list("networks", objectParsers.network),
   };
 }

@@ -225,6 +225,7 @@ export class MemoryStore {
       nodes: [...this.#tables.node.objects.values()],
       services: [...this.#tables.service.objects.values()],
       tasks: [...this.#tables.task.objects.values()],
+      networks: [...this.#tables.network.objects.values()],
     });
   }
 
@@ -254,7 +255,8 @@ export class MemoryStore {
     load("node", content.nodes);
     load("service", content.services);
     load("task", content.tasks);
-    for (const kind of ["service", "cluster"] as const) {
+    load("network", content.networks);
+    for (const kind of ["service", "cluster", "network"] as const) {
       for (const object of tables[kind].objects.values()) {
         if (tables[kind].ids("name", object.spec.name).size > 1) throw new InvalidArgumentError(`snapshot holds two ${kind}s named "${object.spec.name}"`);
       }
@@ -314,6 +316,8 @@ export class MemoryStore {
       case "service":
         return this.#applyKind(change.kind, change.action, change.object, index);
       case "task":
+        return this.#applyKind(change.kind, change.action, change.object, index);
+      case "network":
         return this.#applyKind(change.kind, change.action, change.object, index);
     }
   }

@@ -92,6 +92,7 @@ export function createTables(): Tables {
     cluster: new Table<ObjectByKind["cluster"]>(new Map([["name", (cluster) => cluster.spec.name]])),
     node: new Table<ObjectByKind["node"]>(new Map([["name", nodeName]])),
     service: new Table<ObjectByKind["service"]>(new Map([["name", (service) => service.spec.name]])),
+    network: new Table<ObjectByKind["network"]>(new Map([["name", (network) => network.spec.name]])),
     task: new Table<ObjectByKind["task"]>(
       new Map<IndexName, (task: ObjectByKind["task"]) => string | undefined>([
         ["serviceId", (task) => task.serviceId],

@@ -57,7 +57,7 @@ type Entries = { [K in ObjectKind]: Map<string, Entry<ObjectByKind[K]>> };
  * dropped on failure, so a failed callback leaves the batch's other changes alone.
  */
 export class Overlay {
-  readonly entries: Entries = { cluster: new Map(), node: new Map(), service: new Map(), task: new Map() };
+  readonly entries: Entries = { cluster: new Map(), node: new Map(), service: new Map(), task: new Map(), network: new Map() };
   readonly #parent: Overlay | undefined;
   readonly #sequence: { next: number };
 
@@ -88,7 +88,7 @@ export class Overlay {
   }
 
   get size(): number {
-    return this.entries.cluster.size + this.entries.node.size + this.entries.service.size + this.entries.task.size;
+    return this.entries.cluster.size + this.entries.node.size + this.entries.service.size + this.entries.task.size + this.entries.network.size;
   }
 
   /** Moves this overlay's changes into its parent (which must exist). */
@@ -99,6 +99,7 @@ export class Overlay {
     this.#mergeKind(parent, "node");
     this.#mergeKind(parent, "service");
     this.#mergeKind(parent, "task");
+    this.#mergeKind(parent, "network");
   }
 
   #mergeKind<K extends ObjectKind>(parent: Overlay, kind: K): void {
@@ -116,6 +117,7 @@ export class Overlay {
       ...this.#kindChanges("node"),
       ...this.#kindChanges("service"),
       ...this.#kindChanges("task"),
+      ...this.#kindChanges("network"),
     ];
     return ordered.sort((left, right) => left.order - right.order).map((item) => item.change);
   }
@@ -207,7 +209,7 @@ export class WriteTxImpl implements WriteTx {
   }
 
   #checkUniqueName(kind: ObjectKind, object: StoreObject): void {
-    if (kind !== "service" && kind !== "cluster") return;
+    if (kind !== "service" && kind !== "cluster" && kind !== "network") return;
     const name = "spec" in object && "name" in object.spec ? object.spec.name : undefined;
     if (name === undefined) return;
     const holder = this.#findPlan(kind, { type: "index", name: "name", key: name }).find((other) => other.id !== object.id);

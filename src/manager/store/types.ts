@@ -1,6 +1,6 @@
-import type { Cluster, Node, Service, Task, TaskState } from "../objects/index.js";
+import type { Cluster, Network, Node, Service, Task, TaskState } from "../objects/index.js";
 
-export const objectKinds = ["cluster", "node", "service", "task"] as const;
+export const objectKinds = ["cluster", "node", "service", "task", "network"] as const;
 export type ObjectKind = (typeof objectKinds)[number];
 
 export interface ObjectByKind {
@@ -8,6 +8,7 @@ export interface ObjectByKind {
   node: Node;
   service: Service;
   task: Task;
+  network: Network;
 }
 
 export type StoreObject = ObjectByKind[ObjectKind];

@@ -41,7 +41,7 @@ function changeProblem(tables: Tables, change: StoreChange): string | undefined 
 
 /** Service and cluster names stay unique after the whole batch applies. */
 function uniqueNameProblem(tables: Tables, changes: readonly StoreChange[]): string | undefined {
-  for (const kind of ["service", "cluster"] as const) {
+  for (const kind of ["service", "cluster", "network"] as const) {
     const touched = new Map<string, string | undefined>();
     for (const change of changes) {
       if (change.kind !== kind) continue;

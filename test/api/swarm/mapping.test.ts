@@ -3,7 +3,9 @@ import { describe, test } from "node:test";
 
 import {
   dockerFieldPath,
+  dockerService,
   dockerServiceSpec,
+  dockerTask,
   encodeLogFrames,
   logFrameBytesMax,
   nanosToMs,
@@ -19,6 +21,7 @@ import {
 } from "../../../src/api/docker-swarm/index.js";
 import { InvalidArgumentError } from "../../../src/common/errors.js";
 import { parseServiceSpec } from "../../../src/manager/objects/index.js";
+import { newServiceTask } from "../../../src/manager/orchestrator/task.js";
 import { dockerCreateFull } from "./docker-bodies.js";
 
 describe("Docker <-> shoal mapping", () => {
@@ -30,6 +33,33 @@ describe("Docker <-> shoal mapping", () => {
     assert.equal(dockerFieldPath("spec.taskTemplate.resources.limits.nanoCPUs"), "TaskTemplate.Resources.Limits.NanoCPUs");
     assert.equal(dockerFieldPath("spec.labels.com.example.key"), "Labels.com.example.key");
     assert.equal(dockerFieldPath("spec"), "Spec");
+  });
+
+  test("a service shows its allocated ports and VIPs, a task its network addresses", () => {
+    const spec = parseServiceSpec(
+      readDockerServiceSpec({ Name: "web", TaskTemplate: { ContainerSpec: { Image: "busybox" } }, EndpointSpec: { Ports: [{ TargetPort: 80 }] } }),
+      "spec",
+    );
+    const meta = { version: 3, createdAt: 0, updatedAt: 0 };
+    const service = {
+      id: "svc1",
+      meta,
+      spec,
+      specVersion: 1,
+      endpoint: { virtualIps: [{ networkId: "net1", address: "10.240.1.2/24" }], publishedPorts: [{ protocol: "tcp" as const, publishedPort: 30001, targetPort: 80 }] },
+    };
+    const endpoint = dockerService(service)["Endpoint"];
+    assert.deepEqual(endpoint, {
+      Spec: { Mode: "vip", Ports: [{ Protocol: "tcp", TargetPort: 80, PublishedPort: 0, PublishMode: "ingress" }] },
+      Ports: [{ Protocol: "tcp", TargetPort: 80, PublishedPort: 30001, PublishMode: "ingress" }],
+      VirtualIPs: [{ NetworkID: "net1", Addr: "10.240.1.2/24" }],
+    });
+    const task = {
+      ...newServiceTask({ id: "task1", service, slot: 1, nodeId: "node1", attempt: 0, desiredState: "running", now: 0, message: "created" }),
+      meta,
+      networkAttachments: [{ networkId: "net1", networkName: "front", subnet: "10.240.1.0/24", vni: 4096, address: "10.240.1.5/24" }],
+    };
+    assert.deepEqual(dockerTask(task, service)["NetworksAttachments"], [{ Network: { ID: "net1", Spec: { Name: "front", Driver: "overlay" } }, Addresses: ["10.240.1.5/24"] }]);
   });
 
   test("a shoal spec written as Docker JSON reads back to the same spec", () => {
@@ -64,6 +94,8 @@ describe("Docker <-> shoal mapping", () => {
     const init = readSwarmInitRequest({ ListenAddr: "0.0.0.0:2377", SubnetSize: 24, DefaultAddrPool: [], DataPathPort: 0, Availability: "" });
     assert.deepEqual(init, { listenAddr: "0.0.0.0:2377", advertiseAddr: "", forceNewCluster: false, spec: {}, availability: "active" });
     assert.throws(() => readSwarmInitRequest({ SubnetSize: 26 }), /SubnetSize/u);
+    assert.equal(readSwarmInitRequest({ DefaultAddrPool: ["10.50.0.0/16"] }).spec.defaultAddressPool, "10.50.0.0/16");
+    assert.throws(() => readSwarmInitRequest({ DefaultAddrPool: ["10.50.0.0/16", "10.60.0.0/16"] }), /one address pool/u);
     assert.throws(() => readSwarmJoinRequest({ JoinToken: "SWMTKN-1-x", RemoteAddrs: [] }), /RemoteAddrs: name at least one manager/u);
     assert.throws(() => readSwarmJoinRequest({ RemoteAddrs: ["10.0.0.1:2377"] }), /JoinToken: is required/u);
     assert.deepEqual(readSwarmJoinRequest({ RemoteAddrs: ["10.0.0.1:2377"], JoinToken: "t", Availability: "drain" }).availability, "drain");
