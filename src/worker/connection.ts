@@ -11,8 +11,13 @@ import type { TaskStatusUpdate } from "../gen/shoal/v1/TaskStatusUpdate.js";
 import type { Logger } from "../common/logger.js";
 import type { NodeDescription, Task } from "../manager/objects/index.js";
 
-/** How long a manager may take to answer a new session before the worker tries another. */
-export const sessionOpenTimeoutMs = 10_000;
+/**
+ * How long a manager may take to answer a new session before the worker tries another.
+ * A new leader marks the previous leader's nodes down when they have not opened a session
+ * within 3 heartbeat periods (3 s by default): a worker caught opening a session with a
+ * manager that stalled (SIGSTOP, cut off) must give up and move on well within that (issue 6).
+ */
+export const sessionOpenTimeoutMs = 2_500;
 /** Deadline of one unary call (heartbeat, status report). */
 export const callTimeoutMs = 10_000;
 /** Status reports wait this long for more state changes to send them together. */
@@ -60,6 +65,7 @@ export function toWireStatus(task: Task): TaskStatusUpdate {
     containerId: container?.containerId ?? "",
     pid: container?.pid ?? 0,
     exitCode: container?.exitCode ?? -1,
+    health: task.status.health ?? "",
   };
 }
 
@@ -171,14 +177,19 @@ export async function runSession(options: SessionOptions): Promise<never> {
 
 async function heartbeatLoop(options: { client: DispatcherClient; metadata: Metadata; clock: Clock; sessionId: string; signal: AbortSignal }): Promise<void> {
   const { client, metadata, clock, sessionId, signal } = options;
+  // Once the period is known, a heartbeat unanswered for one period ends the session: the
+  // next leader marks this node down after 3 periods without one, so a worker stuck on a
+  // stalled manager (SIGSTOP, one-way cut) must move on well before that (issue 6).
+  let deadlineMs = callTimeoutMs;
   for (;;) {
     const response = await callUnary<{ periodMs: number }>(
-      (callback) => client.Heartbeat({ sessionId }, metadata, { deadline: Date.now() + callTimeoutMs }, callback),
+      (callback) => client.Heartbeat({ sessionId }, metadata, { deadline: Date.now() + deadlineMs }, callback),
       signal,
     );
     if (!Number.isSafeInteger(response.periodMs) || response.periodMs <= 0) {
       throw new UnavailableError(`the manager asked for a heartbeat period of ${response.periodMs} ms`);
     }
+    deadlineMs = Math.min(callTimeoutMs, response.periodMs);
     await clock.sleep(response.periodMs, { signal });
   }
 }

@@ -1,4 +1,11 @@
 import type { ContainerStatus, NodeDescription, Task } from "../manager/objects/index.js";
+import type { HealthProbe, ResolvedHealthcheck } from "./health-monitor.js";
+
+/** A task's health check, resolved from its spec and image, and the probe that runs it. */
+export interface TaskHealthcheck {
+  check: ResolvedHealthcheck;
+  probe: HealthProbe;
+}
 
 /** How a task's container ended. */
 export interface TaskExit {
@@ -35,6 +42,12 @@ export interface TaskController {
   terminate(options: { signal?: AbortSignal }): Promise<void>;
   /** Removes the container and what it holds (a missing container is not an error). */
   remove(options: { signal?: AbortSignal }): Promise<void>;
+  /**
+   * The task's health check and how to run it in the container, once the container runs;
+   * undefined when the task has none (its spec and image set none, or ["NONE"]). Optional:
+   * a controller without it runs tasks without health checks.
+   */
+  healthcheck?(): TaskHealthcheck | undefined;
   /** What is known of the container now, for status reports; undefined before it exists. */
   containerStatus(): ContainerStatus | undefined;
   /** Frees what the controller holds; the container is left as it is. */

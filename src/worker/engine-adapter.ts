@@ -1,19 +1,21 @@
 import { NotFoundError } from "../common/errors.js";
 import type { ContainerService } from "../engine/runtime/containers.js";
+import { collectExecOutput } from "../engine/runtime/exec.js";
 import type { ContainerCreateRequest } from "../engine/runtime/types.js";
 import type { MountRequest } from "../engine/volumes/mounts.js";
 import type { Mount } from "../manager/objects/index.js";
 import type { ContainerEngine, EngineContainerState, TaskContainerRequest } from "./executor.js";
+import type { ImageHealthcheck } from "./health-monitor.js";
 
 /**
  * The parts of the embedded engine the worker uses: the engine's ContainerService and
  * (structurally) its ImageService.
  */
 export interface EngineParts {
-  containers: Pick<ContainerService, "create" | "start" | "stop" | "kill" | "wait" | "remove" | "inspect">;
+  containers: Pick<ContainerService, "create" | "start" | "stop" | "kill" | "wait" | "remove" | "inspect" | "exec">;
   images: {
     /** NotFoundError when the image is not stored locally. */
-    inspect(reference: string): unknown;
+    inspect(reference: string): { readonly config: { readonly healthcheck: ImageHealthcheck | null } };
     pull(reference: string, options?: { signal?: AbortSignal }): Promise<unknown>;
   };
 }
@@ -84,5 +86,11 @@ export function createEngineAdapter(parts: EngineParts): ContainerEngine {
       containers.stop(id, { timeoutSeconds: Math.ceil(options.gracePeriodMs / 1_000), ...(options.signal === undefined ? {} : { signal: options.signal }) }),
     killContainer: (id, options) => containers.kill(id, options),
     removeContainer: (id, options) => containers.remove(id, { force: true, ...options }),
+    imageHealthcheck: (reference) => absentAsUndefined(() => images.inspect(reference))?.config.healthcheck ?? undefined,
+    execInContainer: async (id, command, options) => {
+      const session = await containers.exec(id, { cmd: command, signal: options.signal });
+      const result = await collectExecOutput(session);
+      return { exitCode: result.exitCode, output: Buffer.concat([result.stdout, result.stderr]).toString("utf8") };
+    },
   };
 }

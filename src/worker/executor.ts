@@ -2,7 +2,8 @@ import { cpus, hostname, totalmem } from "node:os";
 
 import { NotFoundError } from "../common/errors.js";
 import type { ContainerStatus, Labels, Mount, NodeDescription, Task } from "../manager/objects/index.js";
-import type { Executor, TaskController, TaskExit } from "./controller.js";
+import type { Executor, TaskController, TaskExit, TaskHealthcheck } from "./controller.js";
+import { resolveHealthcheck, type ImageHealthcheck } from "./health-monitor.js";
 
 /** What the executor asks the engine to create for a task. */
 export interface TaskContainerRequest {
@@ -55,6 +56,10 @@ export interface ContainerEngine {
   killContainer(id: string, options: { signal?: AbortSignal }): Promise<void>;
   /** Removes a stopped container (forcing a running one). */
   removeContainer(id: string, options: { signal?: AbortSignal }): Promise<void>;
+  /** The image's own health check; undefined when it has none (or the image is not stored). Absent: images have no checks. */
+  imageHealthcheck?(reference: string): ImageHealthcheck | undefined;
+  /** Runs `command` in the running container and collects its output. Absent: health checks cannot run. */
+  execInContainer?(id: string, command: readonly string[], options: { signal: AbortSignal }): Promise<{ exitCode: number; output: string }>;
 }
 
 export interface EngineExecutorOptions {
@@ -158,6 +163,14 @@ class EngineTaskController implements TaskController {
     const state = this.#engine.inspectContainer(this.#name);
     if (state === undefined) return;
     await this.#engine.removeContainer(state.id, options);
+  }
+
+  healthcheck(): TaskHealthcheck | undefined {
+    const exec = this.#engine.execInContainer?.bind(this.#engine);
+    if (exec === undefined) return undefined;
+    const check = resolveHealthcheck(this.#task.spec.containerSpec.healthcheck, this.#engine.imageHealthcheck?.(this.#task.spec.containerSpec.image));
+    if (check === undefined) return undefined;
+    return { check, probe: (command, options) => exec(this.#require().id, command, options) };
   }
 
   containerStatus(): ContainerStatus | undefined {

@@ -43,7 +43,7 @@ test("the engine executor runs a task's container with swarm labels and reports 
     images: {
       inspect: (reference) => {
         if (reference !== "busybox") throw new NotFoundError(`no image ${reference}`);
-        return { reference };
+        return { config: { healthcheck: null } };
       },
       pull: (reference) => {
         pulls.push(reference);
@@ -71,7 +71,7 @@ test("the engine executor runs a task's container with swarm labels and reports 
 test("the engine executor stops a running task when it is wanted no more", options, async (t) => {
   const fixture = await createEngineFixture(t);
   const engine = await fixture.open();
-  const adapter = createEngineAdapter({ containers: engine.containers, images: { inspect: () => ({}), pull: () => Promise.resolve() } });
+  const adapter = createEngineAdapter({ containers: engine.containers, images: { inspect: () => ({ config: { healthcheck: null } }), pull: () => Promise.resolve() } });
   const executor = createEngineExecutor(adapter, { nodeId: "node1", engineVersion: "test" });
   const task = busyboxTask("task2", ["sleep", "60"]);
   const controller = executor.controller(task);
@@ -90,7 +90,7 @@ test("an agent runs a service task as a real container and removes it when the t
   const engine = await fixture.open();
   const manager = await startManager({ clock: systemClock, heartbeatPeriodMs: 200 });
   const dataDir = await mkdtemp(join(tmpdir(), "shoal-agent-engine-"));
-  const adapter = createEngineAdapter({ containers: engine.containers, images: { inspect: () => ({}), pull: () => Promise.resolve() } });
+  const adapter = createEngineAdapter({ containers: engine.containers, images: { inspect: () => ({ config: { healthcheck: null } }), pull: () => Promise.resolve() } });
   const agent = createAgent({
     dataDir,
     managers: [manager.address],

@@ -12,93 +12,18 @@ import { formatTable, writeJson } from "../output.js";
 import { asArray, asRecord, numberField, recordField, stringField, type JsonRecord } from "../parse.js";
 import { demuxDockerStream } from "../stream.js";
 import { filtersObject, filtersParam } from "./node.js";
+import { compact, cpuNanos, labelMap, parseGoDuration, parseMountFlag, parsePublishFlag, wholeNumber } from "./service-flags.js";
+import { addHealthOptions, ProgressRenderer, registerServiceUpdateCommand, updatedHealthcheck, type HealthFlags } from "./service-update.js";
+
+export { parseGoDuration, parseMountFlag, parsePublishFlag } from "./service-flags.js";
+export { updatedServiceSpec } from "./service-update.js";
+export type { ServiceUpdateOptions } from "./service-update.js";
 
 // ---------------------------------------------------------------------------------------
 // Flags -> Docker ServiceSpec (pure)
 // ---------------------------------------------------------------------------------------
 
-const durationUnitsNs: Readonly<Record<string, number>> = { ns: 1, us: 1e3, "µs": 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
-
-/** Go's duration syntax ("1m30s", "500ms", "10s", "0") as nanoseconds, as docker's flags read it. */
-export function parseGoDuration(text: string, flag: string): number {
-  if (text === "0") return 0;
-  const part = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gu;
-  let total = 0;
-  let consumed = 0;
-  for (const match of text.matchAll(part)) {
-    if (match.index !== consumed) break;
-    total += Number(match[1]) * (durationUnitsNs[match[2] ?? ""] ?? Number.NaN);
-    consumed += match[0].length;
-  }
-  if (text === "" || consumed !== text.length || !Number.isFinite(total)) {
-    throw new InvalidArgumentError(`invalid duration "${text}" for ${flag}: use a number with a unit, like 10s, 1m30s or 500ms`);
-  }
-  return Math.round(total);
-}
-
-function keyValues(text: string, flag: string): Map<string, string> {
-  const fields = new Map<string, string>();
-  for (const part of text.split(",")) {
-    const at = part.indexOf("=");
-    if (at <= 0) {
-      fields.set(part.trim().toLowerCase(), "true");
-      continue;
-    }
-    fields.set(part.slice(0, at).trim().toLowerCase(), part.slice(at + 1).trim());
-  }
-  if (fields.size === 0) throw new InvalidArgumentError(`${flag} needs key=value pairs`);
-  return fields;
-}
-
-function portNumber(text: string | undefined, what: string, value: string): number {
-  const port = Number(text);
-  if (text === undefined || !/^\d{1,5}$/u.test(text) || port < 1 || port > 65_535) {
-    throw new InvalidArgumentError(`invalid ${what} port in --publish "${value}": ports are 1-65535`);
-  }
-  return port;
-}
-
-/** `--publish [published:]target[/proto]` or `--publish mode=host,target=53,published=53,protocol=udp`. */
-export function parsePublishFlag(value: string): Record<string, unknown> {
-  if (value.includes("=")) {
-    const fields = keyValues(value, "--publish");
-    for (const key of fields.keys()) {
-      if (!["mode", "target", "published", "protocol"].includes(key)) throw new InvalidArgumentError(`unknown --publish field "${key}": use mode, target, published, protocol`);
-    }
-    return {
-      Protocol: fields.get("protocol") ?? "tcp",
-      TargetPort: portNumber(fields.get("target"), "target", value),
-      ...(fields.has("published") ? { PublishedPort: portNumber(fields.get("published"), "published", value) } : {}),
-      PublishMode: fields.get("mode") ?? "ingress",
-    };
-  }
-  const match = /^(?:(\d+):)?(\d+)(?:\/(tcp|udp|sctp))?$/u.exec(value);
-  if (match === null) throw new InvalidArgumentError(`invalid --publish "${value}": use [PUBLISHED:]TARGET[/PROTOCOL] or mode=...,target=...,published=...`);
-  return {
-    Protocol: match[3] ?? "tcp",
-    TargetPort: portNumber(match[2], "target", value),
-    ...(match[1] === undefined ? {} : { PublishedPort: portNumber(match[1], "published", value) }),
-    PublishMode: "ingress",
-  };
-}
-
-/** `--mount type=bind,source=/a,target=/b,readonly` (src/dst/destination/ro aliases as docker's). */
-export function parseMountFlag(value: string): Record<string, unknown> {
-  const mount: Record<string, unknown> = { Type: "volume" };
-  for (const [key, item] of keyValues(value, "--mount")) {
-    if (key === "type") mount["Type"] = item;
-    else if (key === "source" || key === "src") mount["Source"] = item;
-    else if (key === "target" || key === "dst" || key === "destination") mount["Target"] = item;
-    else if (key === "readonly" || key === "ro") {
-      if (item !== "true" && item !== "1" && item !== "false" && item !== "0") throw new InvalidArgumentError(`invalid readonly value "${item}" in --mount`);
-      if (item === "true" || item === "1") mount["ReadOnly"] = true;
-    } else throw new InvalidArgumentError(`unknown --mount field "${key}": shoal supports type, source, target and readonly`);
-  }
-  if (mount["Target"] === undefined) throw new InvalidArgumentError(`--mount "${value}" needs target=PATH`);
-  return mount;
-}
-
-export interface ServiceCreateOptions {
+export interface ServiceCreateOptions extends HealthFlags {
   name?: string;
   replicas?: string;
   mode: string;
@@ -118,6 +43,9 @@ export interface ServiceCreateOptions {
   restartWindow?: string;
   publish: string[];
   mount: string[];
+  /** Overlay networks by name or id, or "name=NET,alias=A": docker's --network. */
+  network?: string[];
+  endpointMode?: string;
   stopSignal?: string;
   stopGracePeriod?: string;
   workdir?: string;
@@ -137,34 +65,6 @@ export interface ServiceCreateOptions {
   rollbackOrder?: string;
   detach?: boolean;
   quiet?: boolean;
-}
-
-function labelMap(values: readonly string[]): Record<string, string> {
-  const labels: Record<string, string> = {};
-  for (const value of values) {
-    const at = value.indexOf("=");
-    if (at === 0) throw new InvalidArgumentError(`bad label "${value}": use key=value`);
-    if (at < 0) labels[value] = "";
-    else labels[value.slice(0, at)] = value.slice(at + 1);
-  }
-  return labels;
-}
-
-function wholeNumber(text: string | undefined, flag: string): number | undefined {
-  if (text === undefined) return undefined;
-  if (!/^\d+$/u.test(text)) throw new InvalidArgumentError(`${flag} must be a whole number >= 0, not "${text}"`);
-  return Number(text);
-}
-
-function cpuNanos(text: string | undefined, flag: string): number | undefined {
-  if (text === undefined) return undefined;
-  const cpus = Number(text);
-  if (!/^\d+(\.\d+)?$/u.test(text)) throw new InvalidArgumentError(`${flag} must be a number of CPUs like 0.5 or 2, not "${text}"`);
-  return Math.round(cpus * 1e9);
-}
-
-function compact(record: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(record).filter(([, value]) => value !== undefined));
 }
 
 /** An UpdateConfig or RollbackConfig from `--update-*` or `--rollback-*` flags; undefined when none is set (the daemon's defaults apply). */
@@ -239,8 +139,10 @@ export function serviceSpecFromFlags(image: string, args: readonly string[], opt
     StopSignal: options.stopSignal,
     Mounts: options.mount.length === 0 ? undefined : options.mount.map(parseMountFlag),
     StopGracePeriod: options.stopGracePeriod === undefined ? undefined : parseGoDuration(options.stopGracePeriod, "--stop-grace-period"),
+    Healthcheck: updatedHealthcheck({}, options),
   });
   const ports = options.publish.map(parsePublishFlag);
+  const networks = (options.network ?? []).map(parseNetworkFlag);
   return compact({
     Name: options.name,
     Labels: labelMap(options.label),
@@ -249,13 +151,29 @@ export function serviceSpecFromFlags(image: string, args: readonly string[], opt
       Resources: resourcesFromFlags(options),
       RestartPolicy: restartPolicyFromFlags(options),
       Placement: placementFromFlags(options),
+      Networks: networks.length === 0 ? undefined : networks,
       ForceUpdate: 0,
     }),
     Mode: modeFromFlags(options),
     UpdateConfig: updateConfigFromFlags({ parallelism: options.updateParallelism, delay: options.updateDelay, failureAction: options.updateFailureAction, monitor: options.updateMonitor, maxFailureRatio: options.updateMaxFailureRatio, order: options.updateOrder }, "update"),
     RollbackConfig: updateConfigFromFlags({ parallelism: options.rollbackParallelism, delay: options.rollbackDelay, failureAction: options.rollbackFailureAction, monitor: options.rollbackMonitor, maxFailureRatio: options.rollbackMaxFailureRatio, order: options.rollbackOrder }, "rollback"),
-    EndpointSpec: compact({ Mode: "vip", Ports: ports.length === 0 ? undefined : ports }),
+    EndpointSpec: compact({ Mode: options.endpointMode ?? "vip", Ports: ports.length === 0 ? undefined : ports }),
   });
+}
+
+/** `--network NAME` or `--network name=NAME,alias=ALIAS[,alias=...]`, as docker reads it. */
+function parseNetworkFlag(value: string): Record<string, unknown> {
+  if (!value.includes("=")) return { Target: value };
+  const aliases: string[] = [];
+  let target: string | undefined;
+  for (const part of value.split(",")) {
+    const [key, item] = [part.slice(0, part.indexOf("=")), part.slice(part.indexOf("=") + 1)];
+    if (key === "name") target = item;
+    else if (key === "alias") aliases.push(item);
+    else throw new InvalidArgumentError(`unknown --network field "${key}" in "${value}": use name=NETWORK[,alias=ALIAS]`);
+  }
+  if (target === undefined || target === "") throw new InvalidArgumentError(`--network "${value}" names no network: use name=NETWORK`);
+  return aliases.length === 0 ? { Target: target } : { Target: target, Aliases: aliases };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -437,25 +355,6 @@ export function convergenceSnapshot(service: JsonRecord, tasks: readonly JsonRec
   return { lines, running, desired, converged: running === desired && !extra };
 }
 
-/** Draws snapshots: redrawn in place on a terminal, else only the lines that changed. */
-class ProgressRenderer {
-  #previous: string[] = [];
-  constructor(
-    readonly out: Writable,
-    readonly terminal: boolean,
-  ) {}
-
-  draw(lines: readonly string[]): void {
-    if (this.terminal) {
-      const up = this.#previous.length > 0 ? `\u001b[${this.#previous.length}A` : "";
-      this.out.write(`${up}${lines.map((line) => `\u001b[2K${line}\n`).join("")}`);
-    } else {
-      for (const [index, line] of lines.entries()) if (this.#previous[index] !== line) this.out.write(`${line}\n`);
-    }
-    this.#previous = [...lines];
-  }
-}
-
 export interface ConvergeOptions {
   clock?: Clock;
   deadlineMs?: number;
@@ -522,6 +421,8 @@ function addCreateOptions(command: Command): Command {
     .option("--restart-window <duration>", "window the attempts are counted in")
     .option("-p, --publish <port>", "publish a port: [PUBLISHED:]TARGET[/PROTO] or mode=host,target=..,published=.. (repeatable)", collect, [])
     .option("--mount <mount>", "mount: type=bind|volume|tmpfs,source=..,target=..[,readonly] (repeatable)", collect, [])
+    .option("--network <network>", "attach to an overlay network: NAME or name=NAME,alias=ALIAS (repeatable)", collect, [])
+    .addOption(new Option("--endpoint-mode <mode>", "how the service is reached: a virtual IP, or DNS round robin over its tasks").choices(["vip", "dnsrr"]))
     .option("--stop-signal <signal>", "signal that stops a task's container")
     .option("--stop-grace-period <duration>", "time to wait before killing a container (e.g. 10s)")
     .option("-w, --workdir <dir>", "working directory inside the container")
@@ -529,6 +430,7 @@ function addCreateOptions(command: Command): Command {
     .option("--entrypoint <cmd>", "override the image's entrypoint")
     .option("-d, --detach", "exit right away instead of waiting for the service to converge")
     .option("-q, --quiet", "do not show the convergence display");
+  addHealthOptions(command);
   update("update", "updated");
   update("rollback", "rolled back");
   return command;
@@ -586,6 +488,34 @@ function registerServiceListCommands(service: Command, context: CliContext): voi
     });
 }
 
+/** `service inspect --pretty`'s UpdateStatus block, as docker prints it, with the reason in full. */
+function updateStatusLines(status: JsonRecord): string[] {
+  const state = stringField(status, "State");
+  if (state === "") return [];
+  const completedAt = stringField(status, "CompletedAt");
+  return [
+    "UpdateStatus:",
+    ` State:\t\t${state}`,
+    ` Started:\t${stringField(status, "StartedAt")}`,
+    ...(completedAt === "" ? [] : [` Completed:\t${completedAt}`]),
+    ` Message:\t${stringField(status, "Message")}`,
+  ];
+}
+
+function updateConfigLines(title: string, config: JsonRecord): string[] {
+  if (Object.keys(config).length === 0) return [];
+  const seconds = (ns: number): string => `${ns / 1e9}s`;
+  return [
+    `${title}:`,
+    ` Parallelism:\t${numberField(config, "Parallelism")}`,
+    ...(numberField(config, "Delay") === 0 ? [] : [` Delay:\t\t${seconds(numberField(config, "Delay"))}`]),
+    ` On failure:\t${stringField(config, "FailureAction", "pause")}`,
+    ` Monitoring Period: ${seconds(numberField(config, "Monitor"))}`,
+    ` Max failure ratio: ${numberField(config, "MaxFailureRatio")}`,
+    ` Update order:      ${stringField(config, "Order", "stop-first")}`,
+  ];
+}
+
 /** `service inspect --pretty`. */
 export function formatServicePretty(service: JsonRecord): string {
   const spec = recordField(service, "Spec");
@@ -607,6 +537,9 @@ export function formatServicePretty(service: JsonRecord): string {
     ` Image:\t\t${stringField(container, "Image")}`,
     ...(args.length === 0 ? [] : [` Args:\t\t${args.join(" ")}`]),
     ...asArray(container["Env"] ?? [], "Env").map((entry, index) => `${index === 0 ? " Env:\t\t" : "\t\t"}${String(entry)}`),
+    ...updateStatusLines(recordField(service, "UpdateStatus")),
+    ...updateConfigLines("UpdateConfig", recordField(spec, "UpdateConfig")),
+    ...updateConfigLines("RollbackConfig", recordField(spec, "RollbackConfig")),
     `Endpoint Mode:\t${stringField(recordField(spec, "EndpointSpec"), "Mode")}`,
     ...(ports.length === 0 ? [] : ["Ports:", ...ports.map((port) => ` PublishedPort = ${numberField(port, "PublishedPort")}\n  Protocol = ${stringField(port, "Protocol")}\n  TargetPort = ${numberField(port, "TargetPort")}\n  PublishMode = ${stringField(port, "PublishMode")}`)]),
   ];
@@ -626,78 +559,6 @@ async function scaleService(context: CliContext, reference: string, replicas: nu
     body: { ...spec, Mode: { Replicated: { Replicas: replicas } } },
   });
   return id;
-}
-
-export interface ServiceUpdateOptions {
-  image?: string;
-  replicas?: string;
-  envAdd: string[];
-  envRm: string[];
-  labelAdd: string[];
-  labelRm: string[];
-  force?: boolean;
-  rollback?: boolean;
-  detach?: boolean;
-  quiet?: boolean;
-}
-
-function withoutKeys(entries: readonly string[], keys: readonly string[]): string[] {
-  return entries.filter((entry) => !keys.includes(entry.split("=")[0] ?? entry));
-}
-
-/** The Docker ServiceSpec `service update` sends: the current spec with the flags applied. */
-export function updatedServiceSpec(spec: JsonRecord, options: ServiceUpdateOptions, env: Readonly<Record<string, string | undefined>>): Record<string, unknown> {
-  const template = recordField(spec, "TaskTemplate");
-  const container = recordField(template, "ContainerSpec");
-  const added = options.envAdd.map((value) => parseEnv(value, env)).filter((value) => value !== undefined);
-  const currentEnv = asArray(container["Env"] ?? [], "Env").map(String);
-  const envKeys = [...options.envRm, ...added.map((entry) => entry.split("=")[0] ?? entry)];
-  const labels: Record<string, string> = {};
-  for (const [key, value] of Object.entries(recordField(spec, "Labels"))) if (!options.labelRm.includes(key)) labels[key] = String(value);
-  Object.assign(labels, labelMap(options.labelAdd));
-  const mode = recordField(spec, "Mode");
-  if (options.replicas !== undefined && (mode["Replicated"] === undefined || mode["Replicated"] === null)) throw new InvalidArgumentError("--replicas can only be used with replicated mode");
-  const replicas = wholeNumber(options.replicas, "--replicas");
-  return {
-    ...spec,
-    Labels: labels,
-    TaskTemplate: {
-      ...template,
-      ContainerSpec: { ...container, ...(options.image === undefined ? {} : { Image: options.image }), Env: [...withoutKeys(currentEnv, envKeys), ...added] },
-      ForceUpdate: numberField(template, "ForceUpdate") + (options.force === true ? 1 : 0),
-    },
-    ...(replicas === undefined ? {} : { Mode: { Replicated: { Replicas: replicas } } }),
-  };
-}
-
-function registerServiceUpdateCommand(service: Command, context: CliContext): void {
-  service
-    .command("update")
-    .description("Change a service: its image, replica count, environment or labels, or roll it back")
-    .argument("<service>")
-    .option("--image <image>", "new image")
-    .option("--replicas <n>", "number of tasks")
-    .option("--env-add <NAME=value>", "add or change an environment variable (repeatable)", collect, [])
-    .option("--env-rm <NAME>", "remove an environment variable (repeatable)", collect, [])
-    .option("--label-add <key=value>", "add or change a service label (repeatable)", collect, [])
-    .option("--label-rm <key>", "remove a service label (repeatable)", collect, [])
-    .option("--force", "replace every task even when the spec is unchanged")
-    .option("--rollback", "go back to the spec before the last update")
-    .option("-d, --detach", "exit right away instead of waiting for the service to converge")
-    .option("-q, --quiet", "do not show the convergence display")
-    .action(async (reference: string, options: ServiceUpdateOptions) => {
-      const client = context.client();
-      const current = asRecord(await client.json("GET", `/services/${encodeURIComponent(reference)}`), "service");
-      const version = recordField(current, "Version")["Index"];
-      const id = stringField(current, "ID");
-      const spec = recordField(current, "Spec");
-      await client.json("POST", `/services/${encodeURIComponent(id)}/update`, {
-        query: { version: typeof version === "number" ? version : undefined, rollback: options.rollback === true ? "previous" : undefined },
-        body: options.rollback === true ? spec : updatedServiceSpec(spec, options, process.env),
-      });
-      context.out.write(`${reference}\n`);
-      await converge(context, id, options);
-    });
 }
 
 /** Parses `SERVICE=REPLICAS` arguments of `service scale`. */

@@ -8,6 +8,7 @@ import { resolveOrchestratorOptions, type OrchestratorOptions } from "./options.
 import { runReconcileLoop, type Reconciler } from "./reconcile-loop.js";
 import { reconcileServices, removeServiceTasksActions, setDesiredStateAction, type TaskAction } from "./service-tasks.js";
 import { isLiveTask, liveTaskLeft, newServiceTask } from "./task.js";
+import { isTaskCurrent } from "./update-plan.js";
 
 function isGlobal(service: Service): boolean {
   return service.spec.mode.type === "global";
@@ -153,9 +154,12 @@ export class GlobalOrchestrator implements Reconciler {
       } else if (verdict === "run" && live.length === 0) {
         actions.push(this.#createAction(serviceId, node.id));
       } else if (live.length > 1) {
-        // Two live tasks on one node (a lost race): keep the one furthest along.
-        const sorted = [...live].sort((left, right) => taskStateRank(right.status.state) - taskStateRank(left.status.state));
-        for (const task of sorted.slice(1)) actions.push(setDesiredStateAction(task.id, "shutdown"));
+        // Two live tasks of one spec on one node (a lost race): keep the one furthest along.
+        // An old and a new task side by side are a start-first update: the updater's.
+        for (const group of [live.filter((task) => isTaskCurrent(task, service)), live.filter((task) => !isTaskCurrent(task, service))]) {
+          const sorted = [...group].sort((left, right) => taskStateRank(right.status.state) - taskStateRank(left.status.state));
+          for (const task of sorted.slice(1)) actions.push(setDesiredStateAction(task.id, "shutdown"));
+        }
       }
     }
     // What is left belongs to nodes that were removed.

@@ -10,3 +10,16 @@ export { applyTaskActions, removeServiceTasksActions, setDesiredStateAction } fr
 export type { TaskAction } from "./service-tasks.js";
 export { isHistoricTask, isLiveTask, isNodeUsable, newServiceTask, taskCreatedState, taskSlotKey } from "./task.js";
 export type { NewTaskOptions } from "./task.js";
+export {
+  activeUpdateConfig,
+  describeTaskFailure,
+  isTaskCurrent,
+  isTaskDone,
+  isTaskFailed,
+  planServiceUpdate,
+  updateFailuresNamedMax,
+  updateSlotsPerPassMax,
+} from "./update-plan.js";
+export type { NewSlotTask, UpdatePlan, UpdatePlanInput } from "./update-plan.js";
+export { Updater, updaterRetryDelayMs, updateStatusChannel } from "./updater.js";
+export type { UpdateStatusMessage } from "./updater.js";

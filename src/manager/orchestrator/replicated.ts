@@ -9,9 +9,14 @@ import { replaceTask } from "./restart.js";
 import { reconcileServices, removeServiceTasksActions, setDesiredStateAction, type TaskAction } from "./service-tasks.js";
 import { isLiveTask, isNodeUsable, isTaskFinished, liveTaskLeft, newServiceTask } from "./task.js";
 
-/** A live task that has not ended, on a node that is down, drained or gone. */
+/**
+ * A live task that has not ended, on a node that is down or gone. Tasks of drained nodes
+ * are the updater's: it moves them with the service's parallelism and order.
+ */
 function isStranded(tx: ReadTx, task: Task): boolean {
-  return isLiveTask(task) && !isTaskFinished(task) && task.nodeId !== "" && !isNodeUsable(tx.get("node", task.nodeId));
+  if (!isLiveTask(task) || isTaskFinished(task) || task.nodeId === "") return false;
+  const node = tx.get("node", task.nodeId);
+  return node === undefined || node.status.state === "down";
 }
 
 function isReplicated(service: Service): boolean {
@@ -37,8 +42,8 @@ function slotRepresentative(tasks: readonly Task[]): Task | undefined {
  * tasks for empty slots (in state "new"; the scheduler places them), drops the surplus
  * slots on scale-down with pickTasksToRemove (most loaded nodes first, tasks not yet
  * running first) by setting their tasks' desired state to "remove", replaces the live
- * tasks of nodes that went down, were drained or were removed, and marks the tasks of a
- * deleted service for removal.
+ * tasks of nodes that went down or were removed (the updater moves those of drained
+ * nodes), and marks the tasks of a deleted service for removal.
  */
 export class ReplicatedOrchestrator implements Reconciler {
   readonly #store: MemoryStore;
@@ -156,7 +161,7 @@ export class ReplicatedOrchestrator implements Reconciler {
       const service = tx.get("service", task.serviceId);
       if (service === undefined) return;
       const node = tx.get("node", task.nodeId);
-      const why = node === undefined ? "was removed" : node.status.state === "down" ? "is down" : "is drained";
+      const why = node === undefined ? "was removed" : "is down";
       replaceTask(tx, { task, service, now: this.#clock.now(), id: this.#newId(), reason: `replaces task ${task.id}: node ${task.nodeId} ${why}` });
     };
   }

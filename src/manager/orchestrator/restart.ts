@@ -5,7 +5,7 @@ import type { RestartPolicy, Service, Task } from "../objects/index.js";
 import type { MemoryStore, ReadTx, StoreObjectEvent, WriteTx } from "../store/index.js";
 import { resolveOrchestratorOptions, type OrchestratorOptions } from "./options.js";
 import { runReconcileLoop, type Reconciler } from "./reconcile-loop.js";
-import { findSlotTasks, isLiveTask, isTaskFinished, newServiceTask, withDesiredState } from "./task.js";
+import { findSlotTasks, isLiveTask, isTaskFinished, newServiceTask, taskSlotKey, withDesiredState } from "./task.js";
 
 /**
  * Delayed restarts waiting on a timer at once. Past this, a restart starts without its
@@ -14,6 +14,32 @@ import { findSlotTasks, isLiveTask, isTaskFinished, newServiceTask, withDesiredS
 export const delayedStartsMax = 100_000;
 /** Wait before retrying to start a delayed task whose write failed. */
 export const delayedStartRetryMs = 1_000;
+/**
+ * How long past the old task's stop grace period a stop-first update's new task waits for
+ * the old one to be reported stopped before it starts anyway (a worker that went silent).
+ */
+export const stopFirstWaitMarginMs = 5_000;
+
+/** A task told to stop that its node (known and not down) has not reported stopped yet. */
+function isStopping(tx: ReadTx, task: Task): boolean {
+  if (isLiveTask(task) || isTaskFinished(task) || task.nodeId === "") return false;
+  const node = tx.get("node", task.nodeId);
+  return node !== undefined && node.status.state !== "down";
+}
+
+/**
+ * When a task created with desired state "ready" may start. A restart (attempt > 0) waits
+ * for its restart delay. A first task of its slot made "ready" is a stop-first update's
+ * (swarmkit's DelayStart with waitStop): it starts once the old tasks of its slot are
+ * reported stopped, at the latest their stop grace period plus stopFirstWaitMarginMs after
+ * it was created.
+ */
+export function delayedStartDueAt(tx: ReadTx, task: Task): number {
+  if (task.attempt > 0) return task.meta.createdAt + task.spec.restartPolicy.delayMs;
+  const stopping = findSlotTasks(tx, task).filter((other) => other.id !== task.id && isStopping(tx, other));
+  if (stopping.length === 0) return task.meta.createdAt;
+  return task.meta.createdAt + Math.max(...stopping.map((other) => other.spec.containerSpec.stopGracePeriodMs)) + stopFirstWaitMarginMs;
+}
 
 /** Whether the policy's condition calls for a restart of a task that ended in its state. */
 export function restartConditionMet(policy: RestartPolicy, task: Task): boolean {
@@ -73,7 +99,8 @@ function awaitsRestartDecision(task: Task): boolean {
 /**
  * The restart supervisor (swarmkit manager/orchestrator/restart): when a task ends while
  * its desired state is still running, it applies the service's restart policy by
- * replacing the task in its slot, and starts delayed replacements when their delay is up.
+ * replacing the task in its slot, and starts delayed replacements when their delay is up
+ * (and a stop-first update's new task once the old one stopped: delayedStartDueAt).
  * Delays are timers on the injected clock, re-armed on start from each waiting task's
  * creation time, so a restart delay survives a leader change. A task the policy does not
  * restart keeps its slot, as in swarm: the service then runs below its replica count.
@@ -84,7 +111,9 @@ export class RestartSupervisor implements Reconciler {
   readonly #clock: Clock;
   readonly #newId: () => string;
   readonly #dirty = new Set<string>();
-  readonly #timers = new Map<string, () => void>();
+  readonly #timers = new Map<string, { dueAt: number; cancel: () => void }>();
+  /** Slots where a task was reported stopped: a stop-first start waiting there may be due now. */
+  readonly #stoppedSlots = new Map<string, Pick<Task, "serviceId" | "slot" | "nodeId">>();
   readonly #inflight = new Set<Promise<void>>();
   #signal: AbortSignal | undefined;
 
@@ -115,7 +144,7 @@ export class RestartSupervisor implements Reconciler {
         signal,
       });
     } finally {
-      for (const cancel of this.#timers.values()) cancel();
+      for (const timer of this.#timers.values()) timer.cancel();
       this.#timers.clear();
       await Promise.allSettled([...this.#inflight]);
     }
@@ -130,10 +159,12 @@ export class RestartSupervisor implements Reconciler {
     const task = event.object;
     if (task.desiredState === "ready" || awaitsRestartDecision(task)) this.#dirty.add(task.id);
     else if (this.#timers.has(task.id)) this.#cancelTimer(task.id);
+    if (event.type === "updated" && !isLiveTask(task) && isTaskFinished(task) && !isTaskFinished(event.previous)) this.#stoppedSlots.set(taskSlotKey(task), task);
   }
 
   async reconcileAll(signal: AbortSignal): Promise<number> {
     this.#dirty.clear();
+    this.#stoppedSlots.clear();
     const ids = this.#store.view((tx) =>
       tx
         .find("task")
@@ -145,6 +176,10 @@ export class RestartSupervisor implements Reconciler {
   }
 
   async reconcileDirty(signal: AbortSignal): Promise<number> {
+    this.#store.view((tx) => {
+      for (const slot of this.#stoppedSlots.values()) for (const task of findSlotTasks(tx, slot)) if (task.desiredState === "ready") this.#dirty.add(task.id);
+    });
+    this.#stoppedSlots.clear();
     const ids = [...this.#dirty];
     this.#dirty.clear();
     await this.#reconcileTasks(ids, signal);
@@ -153,7 +188,7 @@ export class RestartSupervisor implements Reconciler {
 
   async #reconcileTasks(ids: readonly string[], signal: AbortSignal): Promise<void> {
     if (ids.length === 0) return;
-    const delayed: Task[] = [];
+    const delayed: Array<{ task: Task; dueAt: number }> = [];
     await this.#store.batch(
       async (batch) => {
         for (const id of ids) {
@@ -161,13 +196,13 @@ export class RestartSupervisor implements Reconciler {
             const task = tx.get("task", id);
             if (task === undefined) return;
             if (awaitsRestartDecision(task)) this.#restartIfDue(tx, task);
-            else if (task.desiredState === "ready") delayed.push(task);
+            else if (task.desiredState === "ready") delayed.push({ task, dueAt: delayedStartDueAt(tx, task) });
           });
         }
       },
       { signal },
     );
-    for (const task of delayed) this.#armTimer(task);
+    for (const { task, dueAt } of delayed) this.#armTimer(task, dueAt);
   }
 
   #restartIfDue(tx: WriteTx, task: Task): void {
@@ -188,9 +223,12 @@ export class RestartSupervisor implements Reconciler {
     replaceTask(tx, { task, service, now, id: this.#newId(), reason });
   }
 
-  #armTimer(task: Task): void {
-    if (this.#timers.has(task.id) || this.#signal?.aborted !== false) return;
-    const dueAt = task.meta.createdAt + task.spec.restartPolicy.delayMs;
+  /** Arms the task's start at `dueAt`, or moves an armed one earlier (a stop-first start whose old task stopped). */
+  #armTimer(task: Task, dueAt: number): void {
+    const armed = this.#timers.get(task.id);
+    if ((armed !== undefined && armed.dueAt <= dueAt) || this.#signal?.aborted !== false) return;
+    armed?.cancel();
+    this.#timers.delete(task.id);
     const waitMs = this.#timers.size >= delayedStartsMax ? 0 : Math.max(0, dueAt - this.#clock.now());
     if (waitMs === 0 && dueAt > this.#clock.now()) {
       this.#logger.warn({ taskId: task.id, delayedStartsMax }, "too many delayed restarts waiting; starting this one now");
@@ -199,11 +237,11 @@ export class RestartSupervisor implements Reconciler {
       this.#timers.delete(task.id);
       this.#track(this.#startDelayed(task.id));
     });
-    this.#timers.set(task.id, cancel);
+    this.#timers.set(task.id, { dueAt, cancel });
   }
 
   #cancelTimer(id: string): void {
-    this.#timers.get(id)?.();
+    this.#timers.get(id)?.cancel();
     this.#timers.delete(id);
   }
 
@@ -230,7 +268,7 @@ export class RestartSupervisor implements Reconciler {
         this.#timers.delete(id);
         this.#track(this.#startDelayed(id));
       });
-      this.#timers.set(id, cancel);
+      this.#timers.set(id, { dueAt: this.#clock.now() + delayedStartRetryMs, cancel });
     }
   }
 }

@@ -44,6 +44,12 @@ async function settle(control: LocalClusterControl): Promise<void> {
       for (const task of tasks) {
         if (task.slot > service.spec.mode.replicas && task.desiredState === "running") tx.update("task", { ...task, desiredState: "shutdown" });
       }
+      // The updater's part: a rollout in progress is done at once.
+      const rollout = service.updateStatus;
+      if (rollout?.state === "updating" || rollout?.state === "rollback_started") {
+        const state = rollout.state === "updating" ? "completed" : "rollback_completed";
+        tx.update("service", { ...service, updateStatus: { ...rollout, state, completedAt: Date.now(), message: `${state} by the stand-in` } });
+      }
     }
   });
 }
@@ -54,7 +60,7 @@ function info(control: LocalClusterControl): SystemInfo {
     nodeId: control.nodeId, hostname: "host0", serverVersion: "0.1.0", operatingSystem: "Debian", osVersion: "12", kernelVersion: "6.1", arch: "x64", ncpu: 2,
     memTotalBytes: 1024, dataDir: "/var/lib/shoal", containers: { running: 0, paused: 0, stopped: 0 }, images: 0, storageDriver: "overlay",
     runtime: { name: "runc", path: "/usr/sbin/runc", version: "1.1" }, cgroupDriver: "cgroupfs", cgroupVersion: "1",
-    swarm: { state: manager ? "active" : "inactive", nodeAddr: "127.0.0.1", controlAvailable: manager, error: "" }, warnings: [], labels: [],
+    swarm: { state: manager ? "active" : "inactive", nodeAddr: "127.0.0.1", controlAvailable: manager, clusterId: manager ? "cluster1" : "", error: "" }, warnings: [], labels: [],
   };
 }
 

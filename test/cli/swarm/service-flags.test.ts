@@ -72,6 +72,17 @@ describe("service create flags", () => {
     assert.deepEqual(ours, docker);
   });
 
+  test("--network and --endpoint-mode attach the service as docker's CLI does", async () => {
+    const body = await parseCreate(["--name", "api", "--network", "front", "--network", "name=back,alias=db,alias=store", "--endpoint-mode", "dnsrr", "busybox"]);
+    const spec = parseServiceSpec(readDockerServiceSpec(body), "spec");
+    assert.deepEqual(spec.taskTemplate.networks, [
+      { target: "front", aliases: [] },
+      { target: "back", aliases: ["db", "store"] },
+    ]);
+    assert.equal(spec.endpointSpec.mode, "dnsrr");
+    await assert.rejects(parseCreate(["--network", "name=x,color=red", "busybox"]), /unknown --network field "color"/);
+  });
+
   test("bad flag values name the flag", () => {
     const options: ServiceCreateOptions = { mode: "replicated", env: [], label: [], containerLabel: [], constraint: [], placementPref: [], publish: [], mount: [] };
     assert.throws(() => serviceSpecFromFlags("busybox", [], { ...options, replicas: "-1" }, {}), /--replicas must be a whole number/);
@@ -123,5 +134,6 @@ describe("service create flags", () => {
       Spec: { Orchestration: { TaskHistoryRetentionLimit: 3 } },
     });
     assert.throws(() => swarmInitBody({ availability: "active", taskHistoryLimit: "x" }), /--task-history-limit/);
+    assert.deepEqual(swarmInitBody({ availability: "active", defaultAddrPool: "10.50.0.0/16" })["DefaultAddrPool"], ["10.50.0.0/16"]);
   });
 });
