@@ -12,11 +12,17 @@ import { loadProto } from "../rpc/proto.js";
 import { grpcMessageSizeBytesMax } from "../rpc/server.js";
 import { isServiceError, runSession, type SessionPeer } from "./connection.js";
 import type { Executor } from "./controller.js";
+import { createLogPublisher, type LogPublisher, type WorkerLogContainers } from "./logs.js";
 import { TaskDatabase, storedTasksMax, type StoredTask } from "./task-db.js";
 import { TaskRunner } from "./task-runner.js";
 
 export const reconnectBackoffMsMin = 100;
-export const reconnectBackoffMsMax = 5_000;
+/**
+ * Below the 3 s a new leader's dispatcher waits for known nodes (3 heartbeat periods): a
+ * worker still backing off from the old leader's death must reach the new one in time, or
+ * it is marked down and its running tasks are rescheduled.
+ */
+export const reconnectBackoffMsMax = 2_000;
 /** Manager addresses remembered from session messages. */
 export const managerAddressesMax = 64;
 
@@ -34,6 +40,8 @@ export interface AgentOptions {
   channelCredentials?: ChannelCredentials;
   /** Metadata sent with every call. */
   callMetadata?: Readonly<Record<string, string>>;
+  /** The engine's containers, to serve log subscriptions from the leader; without them this node serves no logs. */
+  logContainers?: WorkerLogContainers;
 }
 
 /**
@@ -74,6 +82,7 @@ class AgentImpl implements Agent {
   #loop: Promise<void> | null = null;
   #saving: Promise<void> | null = null;
   #saveAgain = false;
+  #logs: LogPublisher | null = null;
 
   constructor(options: AgentOptions) {
     if (options.managers.length === 0) throw new InvalidArgumentError("the agent needs at least one manager address");
@@ -110,6 +119,21 @@ class AgentImpl implements Agent {
     }
     this.#logger.info({ tasks: stored.length, managers: this.#addresses }, "agent started");
     this.#loop = this.#connectLoop(this.#stop.signal);
+    this.#startLogs();
+  }
+
+  #startLogs(): void {
+    const containers = this.#options.logContainers;
+    if (containers === undefined) return;
+    this.#logs = createLogPublisher({
+      containers,
+      session: () => (this.#connectedTo === null || this.#nodeId === null ? null : { address: this.#connectedTo, nodeId: this.#nodeId }),
+      logger: this.#options.logger,
+      clock: this.#clock,
+      ...(this.#options.channelCredentials === undefined ? {} : { channelCredentials: this.#options.channelCredentials }),
+      ...(this.#options.callMetadata === undefined ? {} : { callMetadata: this.#options.callMetadata }),
+    });
+    this.#logs.start();
   }
 
   async stop(): Promise<void> {
@@ -117,6 +141,8 @@ class AgentImpl implements Agent {
     if (stop === null) return;
     stop.abort();
     await this.#loop;
+    await this.#logs?.stop();
+    this.#logs = null;
     await Promise.all([...this.#runners.values()].map((runner) => runner.close()));
     this.#persist();
     while (this.#saving !== null) await this.#saving;

@@ -9,4 +9,6 @@ export { createEngineExecutor, taskContainerLabels, taskContainerName, taskConta
 export type { ContainerEngine, EngineContainerState, EngineExecutorOptions, TaskContainerRequest } from "./executor.js";
 export { TaskDatabase, parseTaskDatabase, storedTasksMax } from "./task-db.js";
 export type { StoredTask } from "./task-db.js";
-export { stepRetryDelayMs } from "./task-runner.js";
+export { balancerDrainMs, stepRetryDelayMs } from "./task-runner.js";
+export { createLogPublisher, listenRetryMs, listenSessionCheckMs, publishChunkBytesMax, workerSubscriptionsMax, workerSubscriptionTasksMax } from "./logs.js";
+export type { LogPublisher, LogPublisherOptions, WorkerLogContainers } from "./logs.js";

@@ -9,7 +9,7 @@ import { createDispatcher } from "../../src/manager/dispatcher/index.js";
 import type { Task, TaskState } from "../../src/manager/objects/index.js";
 import { MemoryStore } from "../../src/manager/store/index.js";
 import { startGrpcServer } from "../../src/rpc/server.js";
-import { createAgent, type Agent } from "../../src/worker/index.js";
+import { balancerDrainMs, createAgent, type Agent } from "../../src/worker/index.js";
 import { waitFor } from "../helpers/wait.js";
 import { defer, identifyByHeader, silentLogger, startManager, testNodeIdHeader, type Manager } from "../manager/dispatcher/harness.js";
 import { newService, newTask } from "../manager/store/fixtures.js";
@@ -122,6 +122,27 @@ test("tasks that are shut down or deleted get their containers removed", async (
   await waitFor("the agent to forget both tasks", () => (running.tasks().length === 0 ? true : undefined));
   assert.deepEqual(engine.callsOf("t1").slice(-3), ["shutdown", "remove", "close"]);
   assert.ok(engine.callsOf("t2").includes("remove"));
+});
+
+test("a task that load balancers reach keeps running until they have dropped it, then stops", async (t) => {
+  const started = await manager(t);
+  const engine = new FakeEngine();
+  await agent(t, { dir: await dataDir(t), managers: [started.address], engine });
+  await started.store.update((tx) => {
+    const service = tx.create("service", newService("s1", "web"));
+    const attachment = { networkId: "n1", networkName: "front", subnet: "10.240.1.0/24", vni: 4096, address: "10.240.1.5/24" };
+    tx.create("task", { ...newTask("t1", service, 1, "assigned"), nodeId: "node1", networkAttachments: [attachment] });
+  });
+  await waitForState(started.store, "t1", "running");
+  const askedAt = performance.now();
+  await started.store.update((tx) => {
+    const task = tx.get("task", "t1");
+    assert.ok(task !== undefined);
+    tx.update("task", { ...task, desiredState: "shutdown" });
+  });
+  await waitForState(started.store, "t1", "shutdown");
+  assert.ok(performance.now() - askedAt >= balancerDrainMs, "the stop came before every balancer could drop the task");
+  assert.ok(engine.callsOf("t1").includes("shutdown"), `calls: ${engine.callsOf("t1").join(", ")}`);
 });
 
 test("the agent moves to another manager when its manager goes away, reports what happened meanwhile, and follows a leader hint", async (t) => {
