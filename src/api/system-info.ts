@@ -27,6 +27,8 @@ export interface SwarmInfo {
   readonly state: "inactive" | "pending" | "active" | "error" | "locked";
   readonly nodeAddr: string;
   readonly controlAvailable: boolean;
+  /** The cluster's id; empty outside a swarm. */
+  readonly clusterId: string;
   readonly error: string;
 }
 

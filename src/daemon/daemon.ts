@@ -4,6 +4,7 @@ import { dirname } from "node:path";
 import { ExecRegistry } from "../api/exec-registry.js";
 import { containerRoutes, containerUpgradeRoutes } from "../api/routes/containers.js";
 import { imageRoutes } from "../api/routes/images.js";
+import { networkRoutes } from "../api/routes/networks.js";
 import { nodeRoutes } from "../api/routes/nodes.js";
 import { serviceRoutes } from "../api/routes/services.js";
 import { swarmRoutes } from "../api/routes/swarm.js";
@@ -79,9 +80,10 @@ function startApi(options: { config: DaemonConfig; logger: Logger; swarm: SwarmN
       imageRoutes(engine.images),
       containerRoutes({ containers: engine.containers, execs, logger: apiLogger }),
       swarmRoutes(control),
-      serviceRoutes(control),
+      serviceRoutes({ ...control, logs: swarm }),
       nodeRoutes(control),
-      taskRoutes(control),
+      taskRoutes({ ...control, logs: swarm }),
+      networkRoutes(control),
     ],
     upgrades: containerUpgradeRoutes({ execs }),
   });

@@ -1,21 +1,35 @@
 import type { ChannelCredentials } from "@grpc/grpc-js";
 
-import { FailedPreconditionError, InvalidArgumentError, NotFoundError, NotImplementedError, UnavailableError, errorMessage, throwIfAborted } from "../common/errors.js";
+import { FailedPreconditionError, InvalidArgumentError, UnavailableError, errorMessage, throwIfAborted } from "../common/errors.js";
 import type { Clock } from "../common/clock.js";
 import type { Logger } from "../common/logger.js";
 import { shoalVersion } from "../common/version.js";
 import type { Engine } from "../engine/index.js";
-import { joinWithToken } from "../manager/ca/index.js";
+import { joinWithToken, type NodeCredentials } from "../manager/ca/index.js";
 import { notManagerMessages } from "../manager/controlapi/index.js";
 import type { ClusterControl, ControlApi, ManagerStatus, SwarmInitRequest, SwarmJoinRequest, SwarmMembership } from "../manager/controlapi/index.js";
-import { hasManagerState, hostOfAddress, initManager, joinManager, restartManager } from "../manager/manager/index.js";
-import type { ForwardedRequest, ForwardedResponse, ForwardExecutor, Manager } from "../manager/manager/index.js";
-import type { JoinTokens, Node, NodeRole } from "../manager/objects/index.js";
+import { forceNewManagerCluster, hasManagerState, hostOfAddress, initManager, joinManager, restartManager } from "../manager/manager/index.js";
+import type { ForcedCluster, ForwardedRequest, ForwardedResponse, ForwardExecutor, Manager } from "../manager/manager/index.js";
+import type { JoinTokens, NodeRole } from "../manager/objects/index.js";
+import { createManagerLogs, type ManagerLogs } from "../manager/logbroker/index.js";
+import type { LogSelector, ServiceLogMessage, ServiceLogOptions, ServiceLogSource } from "../api/docker-swarm/index.js";
 import { channelCredentials } from "../rpc/tls/index.js";
 import { createAgent, createEngineAdapter, createEngineExecutor, type Agent } from "../worker/index.js";
+import { withNetworkAgent } from "../worker/network/index.js";
 import type { SwarmInfo } from "../api/system-info.js";
 import type { GrpcEndpoint } from "./grpc-endpoint.js";
-import { loadWorkerState, removeWorkerState, saveWorkerState } from "./worker-state.js";
+import {
+  demotedCredentials,
+  managerDemoted,
+  managerRoleCheckIntervalMs,
+  otherManagerAddresses,
+  removeTaskContainers,
+  watchRole,
+  workerPromotion,
+  workerRoleCheckIntervalMs,
+  type Promotion,
+} from "./role-change.js";
+import { loadWorkerState, removeWorkerState, saveWorkerState, type WorkerSwarmState } from "./worker-state.js";
 
 /** How long `swarm join` as a manager waits to learn the raft leader before it answers. */
 export const joinLeaderWaitMsMax = 30_000;
@@ -37,7 +51,7 @@ export interface SwarmNodeOptions {
 
 type SwarmState =
   | { readonly kind: "none" }
-  | { readonly kind: "manager"; readonly manager: Manager; readonly agent: Agent }
+  | { readonly kind: "manager"; readonly manager: Manager; readonly agent: Agent; readonly logs: ManagerLogs }
   | { readonly kind: "worker"; readonly nodeId: string; readonly clusterId: string; readonly agent: Agent };
 
 /**
@@ -46,12 +60,13 @@ type SwarmState =
  * a worker agent on the embedded engine, managers included, so managers run tasks too.
  * Transitions are serialised: one init/join/leave at a time.
  */
-export class SwarmNode implements ClusterControl {
+export class SwarmNode implements ClusterControl, ServiceLogSource {
   readonly #options: SwarmNodeOptions;
   readonly #log: Logger;
   #state: SwarmState = { kind: "none" };
   #transition: Promise<unknown> = Promise.resolve();
   #closed = false;
+  #roleWatch: { readonly controller: AbortController; readonly done: Promise<void> } | null = null;
 
   constructor(options: SwarmNodeOptions) {
     this.#options = options;
@@ -65,6 +80,7 @@ export class SwarmNode implements ClusterControl {
       const manager = await restartManager({ dataDir, logger: this.#options.logger, forward: this.#options.forward, ...options });
       this.#options.grpc.preferPort(portOf(manager.advertiseAddress));
       await this.#becomeManager(manager);
+      this.#startRoleWatch();
       this.#log.info({ nodeId: manager.nodeId, clusterId: manager.clusterId }, "resumed as a swarm manager");
       return;
     }
@@ -74,6 +90,7 @@ export class SwarmNode implements ClusterControl {
     const credentials = channelCredentials({ ...worker.material, clusterId: worker.clusterId });
     const agent = await this.#startAgent(worker.nodeId, worker.managers, credentials);
     this.#state = { kind: "worker", nodeId: worker.nodeId, clusterId: worker.clusterId, agent };
+    this.#startRoleWatch();
     this.#log.info({ nodeId: worker.nodeId, clusterId: worker.clusterId }, "resumed as a swarm worker");
   }
 
@@ -96,9 +113,9 @@ export class SwarmNode implements ClusterControl {
 
   /** /info's Swarm block. */
   info(): SwarmInfo {
-    if (this.#state.kind === "none") return { state: "inactive", nodeAddr: "", controlAvailable: false, error: "" };
+    if (this.#state.kind === "none") return { state: "inactive", nodeAddr: "", controlAvailable: false, clusterId: "", error: "" };
     const nodeAddr = this.#state.kind === "manager" ? hostOfAddress(this.#state.manager.advertiseAddress) : this.#grpcHost();
-    return { state: "active", nodeAddr, controlAvailable: this.#state.kind === "manager", error: "" };
+    return { state: "active", nodeAddr, controlAvailable: this.#state.kind === "manager", clusterId: this.clusterId(), error: "" };
   }
 
   /** Whether REST writes must go to the leader: this node is a manager that does not lead. */
@@ -111,6 +128,13 @@ export class SwarmNode implements ClusterControl {
     const state = this.#state;
     if (state.kind !== "manager") return Promise.reject(new UnavailableError(notManagerMessages[state.kind]));
     return state.manager.forwardToLeader(request, options);
+  }
+
+  /** Service and task logs through this manager's log broker (the leader's, relayed, on a follower). */
+  async *logs(selector: LogSelector, options: ServiceLogOptions): AsyncGenerator<ServiceLogMessage> {
+    const state = this.#state;
+    if (state.kind !== "manager") throw new UnavailableError(notManagerMessages[state.kind]);
+    yield* state.logs.logs(selector, options);
   }
 
   membership(): SwarmMembership {
@@ -130,9 +154,9 @@ export class SwarmNode implements ClusterControl {
   }
 
   swarmInit(request: SwarmInitRequest, options: { signal?: AbortSignal } = {}): Promise<string> {
+    if (request.forceNewCluster) return this.#serialise(() => this.#forceNewCluster(request, options));
     return this.#serialise(async () => {
       this.#refuseIfInSwarm();
-      if (request.forceNewCluster) throw new NotImplementedError("--force-new-cluster is not supported yet: restore the manager's data dir instead");
       this.#logListenAddress(request.listenAddr);
       const advertiseAddress = this.#advertiseAddress(request.advertiseAddr);
       const manager = await initManager({
@@ -151,6 +175,44 @@ export class SwarmNode implements ClusterControl {
     });
   }
 
+  /**
+   * `swarm init --force-new-cluster`: this manager's raft state is rewritten so that it is
+   * the only voter, keeping the whole store, and the manager starts again on it. Its task
+   * containers keep running (the agent re-adopts them). When the rewrite fails, the manager
+   * is started again as it was.
+   */
+  async #forceNewCluster(request: SwarmInitRequest, options: { signal?: AbortSignal }): Promise<string> {
+    const state = this.#state;
+    const { dataDir } = this.#options;
+    if (state.kind === "worker") {
+      throw new FailedPreconditionError("this node is a worker: run --force-new-cluster on a manager, whose data holds the cluster's state");
+    }
+    if (state.kind === "none" && !(await hasManagerState(dataDir, options))) {
+      throw new FailedPreconditionError('this node holds no manager state to recover from: "shoal swarm init" starts a new swarm instead');
+    }
+    const advertiseAddress = request.advertiseAddr === "" ? undefined : this.#advertiseAddress(request.advertiseAddr);
+    if (state.kind === "manager") {
+      this.#state = { kind: "none" };
+      await state.agent.stop();
+      state.logs.close();
+      await state.manager.close();
+    }
+    let forced: ForcedCluster | undefined;
+    let failure: unknown;
+    try {
+      forced = await forceNewManagerCluster({ dataDir, logger: this.#options.logger, ...(advertiseAddress === undefined ? {} : { advertiseAddress }), ...options });
+    } catch (error) {
+      failure = error;
+    }
+    const manager = await restartManager({ dataDir, logger: this.#options.logger, forward: this.#options.forward });
+    await this.#becomeManager(manager);
+    if (forced === undefined) throw failure;
+    // The one voter elects itself within an election timeout; writes answer only then.
+    await this.#waitForLeader(manager, options.signal);
+    this.#log.warn({ nodeId: manager.nodeId, removed: forced.removedManagers.map((member) => member.nodeId) }, "forced a new cluster with this manager as its only member");
+    return manager.nodeId;
+  }
+
   swarmJoin(request: SwarmJoinRequest, options: { signal?: AbortSignal } = {}): Promise<void> {
     return this.#serialise(async () => {
       this.#refuseIfInSwarm();
@@ -158,10 +220,9 @@ export class SwarmNode implements ClusterControl {
       this.#logListenAddress(request.listenAddr);
       const advertiseAddress = this.#advertiseAddress(request.advertiseAddr);
       const host = hostOfAddress(advertiseAddress);
-      // The token does not say its role: the CA's answer does. A manager token then goes
-      // through joinManager, which asks the CA again; the node the first answer registered
-      // is removed once this manager is in raft.
-      const joined = await firstJoin(request, host, options.signal);
+      // The token does not say its role: the CA's answer does, and a manager certificate
+      // goes on to joinManager as it is.
+      const { address, credentials: joined } = await firstJoin(request, host, options.signal);
       if (joined.identity.role === "manager") {
         const manager = await joinManager({
           dataDir: this.#options.dataDir,
@@ -169,12 +230,12 @@ export class SwarmNode implements ClusterControl {
           advertiseAddress,
           remoteAddresses: request.remoteAddrs,
           joinToken: request.joinToken,
+          credentials: { value: joined, address },
           forward: this.#options.forward,
           ...options,
         });
         await this.#becomeManager(manager);
         await this.#waitForLeader(manager, options.signal);
-        await this.#removeProbeNode(manager, joined.identity.nodeId);
         this.#log.info({ nodeId: manager.nodeId, clusterId: manager.clusterId }, "joined the swarm as a manager");
         return;
       }
@@ -209,6 +270,8 @@ export class SwarmNode implements ClusterControl {
       }
       this.#state = { kind: "none" };
       await this.#options.grpc.serve({ nodeId: this.#options.localNodeId });
+      const failures = await removeTaskContainers(this.#options.engine.containers, this.#log);
+      if (failures > 0) throw new UnavailableError(`left the swarm, but ${failures} task containers could not be removed: remove them with "shoal container rm"`);
       this.#log.info({ role: state.kind }, "left the swarm");
     });
   }
@@ -228,19 +291,121 @@ export class SwarmNode implements ClusterControl {
   /** Stops the agent and the manager; swarm state stays on disk for the next start. Idempotent. */
   async close(): Promise<void> {
     this.#closed = true;
+    await this.#stopRoleWatch();
     await this.#transition.catch(() => undefined);
     const state = this.#state;
     this.#state = { kind: "none" };
     if (state.kind !== "none") await state.agent.stop();
+    if (state.kind === "manager") state.logs.close();
     if (state.kind === "manager") await state.manager.close();
     await this.#options.grpc.close();
   }
 
+  /** Runs one transition at a time; the role watch stops during it and restarts for the resulting role. */
   #serialise<T>(work: () => Promise<T>): Promise<T> {
     if (this.#closed) return Promise.reject(new UnavailableError("the daemon is shutting down"));
-    const next = this.#transition.catch(() => undefined).then(work);
+    const next = this.#transition
+      .catch(() => undefined)
+      .then(async () => {
+        await this.#stopRoleWatch();
+        try {
+          return await work();
+        } finally {
+          if (!this.#closed) this.#startRoleWatch();
+        }
+      });
     this.#transition = next;
     return next;
+  }
+
+  /** Watches for `node promote` (a worker) or `node demote` (a manager) and carries it out. */
+  #startRoleWatch(): void {
+    const state = this.#state;
+    if (state.kind === "none" || this.#roleWatch !== null) return;
+    const controller = new AbortController();
+    const { clock, dataDir } = this.#options;
+    const onError = (error: unknown): void => this.#log.warn({ err: errorMessage(error) }, "the role change failed; it is retried");
+    const sleep = (ms: number, options: { signal: AbortSignal }): Promise<void> => clock.sleep(ms, options);
+    const done =
+      state.kind === "manager"
+        ? watchRole({
+            intervalMs: managerRoleCheckIntervalMs,
+            probe: () => (managerDemoted(state.manager) ? true : undefined),
+            onChange: () => void this.#serialise(() => this.#demote()).catch(onError),
+            sleep,
+            logger: this.#log,
+            signal: controller.signal,
+          })
+        : watchRole({
+            intervalMs: workerRoleCheckIntervalMs,
+            probe: async (signal) => {
+              const worker = await loadWorkerState(dataDir);
+              if (worker === undefined) return undefined;
+              return workerPromotion({ managers: worker.managers, current: worker.material, host: this.#grpcHost(), signal });
+            },
+            onChange: (promotion: Promotion) => void this.#serialise(() => this.#promote(promotion)).catch(onError),
+            sleep,
+            logger: this.#log,
+            signal: controller.signal,
+          });
+    this.#roleWatch = { controller, done };
+  }
+
+  async #stopRoleWatch(): Promise<void> {
+    const watch = this.#roleWatch;
+    this.#roleWatch = null;
+    watch?.controller.abort();
+    await watch?.done;
+  }
+
+  /**
+   * `node demote` of this manager: a worker certificate from the CA, then out of raft (the
+   * leader hands leadership over first), then the agent runs on as a worker's. Its task
+   * containers keep running. When raft refuses, the node stays a manager and retries.
+   */
+  async #demote(): Promise<void> {
+    const state = this.#state;
+    if (state.kind !== "manager" || !managerDemoted(state.manager)) return;
+    const { manager } = state;
+    const managers = otherManagerAddresses(manager);
+    if (managers.length === 0) throw new FailedPreconditionError("the last manager cannot become a worker");
+    const credentials = await demotedCredentials(manager);
+    await manager.leave({ force: false });
+    this.#state = { kind: "none" };
+    await state.agent.stop();
+    state.logs.close();
+    await this.#becomeWorker({ nodeId: manager.nodeId, clusterId: manager.clusterId, managers, material: credentials });
+    this.#log.info({ nodeId: manager.nodeId }, "demoted: this node left raft and runs on as a worker");
+  }
+
+  /** `node promote` of this worker: join raft with the manager certificate the CA issued. */
+  async #promote(promotion: Promotion): Promise<void> {
+    const state = this.#state;
+    const worker = await loadWorkerState(this.#options.dataDir);
+    if (state.kind !== "worker" || worker === undefined) return;
+    const manager = await joinManager({
+      dataDir: this.#options.dataDir,
+      logger: this.#options.logger,
+      advertiseAddress: this.#advertiseAddress(""),
+      remoteAddresses: [promotion.address, ...worker.managers.filter((address) => address !== promotion.address)],
+      joinToken: "",
+      credentials: { value: promotion.credentials, address: promotion.address },
+      forward: this.#options.forward,
+    });
+    this.#state = { kind: "none" };
+    await state.agent.stop();
+    await removeWorkerState(this.#options.dataDir);
+    await this.#becomeManager(manager);
+    await this.#waitForLeader(manager, undefined);
+    this.#log.info({ nodeId: manager.nodeId }, "promoted: this node joined raft and serves as a manager");
+  }
+
+  /** Saves the worker state and runs the agent with worker credentials against `managers`. */
+  async #becomeWorker(worker: WorkerSwarmState): Promise<void> {
+    await saveWorkerState(this.#options.dataDir, worker);
+    await this.#options.grpc.serve({ nodeId: worker.nodeId });
+    const agent = await this.#startAgent(worker.nodeId, worker.managers, channelCredentials({ ...worker.material, clusterId: worker.clusterId }));
+    this.#state = { kind: "worker", nodeId: worker.nodeId, clusterId: worker.clusterId, agent };
   }
 
   #manager(): Manager {
@@ -278,9 +443,10 @@ export class SwarmNode implements ClusterControl {
 
   async #becomeManager(manager: Manager): Promise<void> {
     try {
-      await this.#options.grpc.serve({ nodeId: manager.nodeId, services: manager.grpcServices(), credentials: manager.serverCredentials() });
+      const logs = createManagerLogs({ manager, logger: this.#options.logger, clock: this.#options.clock });
+      await this.#options.grpc.serve({ nodeId: manager.nodeId, services: [...manager.grpcServices(), logs.grpcService()], credentials: manager.serverCredentials() });
       const agent = await this.#startAgent(manager.nodeId, [manager.advertiseAddress], manager.channelCredentials());
-      this.#state = { kind: "manager", manager, agent };
+      this.#state = { kind: "manager", manager, agent, logs };
     } catch (error) {
       this.#log.error({ err: errorMessage(error) }, "could not serve the manager; closing it");
       await manager.close();
@@ -300,53 +466,14 @@ export class SwarmNode implements ClusterControl {
     }
   }
 
-  /**
-   * Removes the Node the role-probing certificate request registered (it never connects).
-   * It was registered as a manager, and managers are only removed once demoted.
-   */
-  async #removeProbeNode(manager: Manager, probeNodeId: string): Promise<void> {
-    if (probeNodeId === manager.nodeId) return;
-    try {
-      const probe = await this.#replicatedNode(manager, probeNodeId);
-      const demoted = { ...probe.spec, role: "worker" as const };
-      if (manager.isLeader()) {
-        await manager.controlApi().updateNode(probeNodeId, probe.meta.version, demoted);
-        await manager.controlApi().removeNode(probeNodeId, { force: true });
-        return;
-      }
-      const body = Buffer.from(JSON.stringify({ Role: "worker", Availability: demoted.availability, Labels: demoted.labels }));
-      await this.#forwardOrThrow(manager, { method: "POST", path: `/nodes/${probeNodeId}/update`, query: `version=${probe.meta.version}`, contentType: "application/json", body });
-      await this.#forwardOrThrow(manager, { method: "DELETE", path: `/nodes/${probeNodeId}`, query: "force=1", contentType: "", body: Buffer.alloc(0) });
-    } catch (error) {
-      this.#log.warn({ err: errorMessage(error), nodeId: probeNodeId }, `could not remove the placeholder node: demote it and remove it with "shoal node rm --force ${probeNodeId}"`);
-    }
-  }
-
-  /** A joining manager's replica catches up after raft admits it: wait for the node to appear. */
-  async #replicatedNode(manager: Manager, nodeId: string): Promise<Node> {
-    const deadline = this.#options.clock.now() + joinLeaderWaitMsMax;
-    for (;;) {
-      try {
-        return manager.controlApi().getNode(nodeId);
-      } catch (error) {
-        if (!(error instanceof NotFoundError) || this.#options.clock.now() >= deadline) throw error;
-      }
-      await this.#options.clock.sleep(joinLeaderPollMs);
-    }
-  }
-
-  async #forwardOrThrow(manager: Manager, request: ForwardedRequest): Promise<void> {
-    const answer = await manager.forwardToLeader(request);
-    if (answer.status >= 300) throw new UnavailableError(`the leader answered ${answer.status}: ${answer.body.toString("utf8").slice(0, 200)}`);
-  }
-
   async #startAgent(nodeId: string, managers: readonly string[], credentials: ChannelCredentials): Promise<Agent> {
     const { engine } = this.#options;
     const executor = createEngineExecutor(createEngineAdapter({ containers: engine.containers, images: engine.images }), {
       nodeId,
       engineVersion: shoalVersion,
     });
-    const agent = createAgent({ dataDir: this.#options.dataDir, managers, executor, logger: this.#options.logger, channelCredentials: credentials });
+    const created = createAgent({ dataDir: this.#options.dataDir, managers, executor, logger: this.#options.logger, channelCredentials: credentials, logContainers: engine.containers });
+    const agent = withNetworkAgent(created, { logger: this.#options.logger, channelCredentials: credentials });
     await agent.start();
     return agent;
   }
@@ -357,12 +484,13 @@ function portOf(address: string): number {
 }
 
 /** Asks each manager in turn for a certificate; only an outage moves on to the next one. */
-async function firstJoin(request: SwarmJoinRequest, host: string, signal: AbortSignal | undefined): ReturnType<typeof joinWithToken> {
+async function firstJoin(request: SwarmJoinRequest, host: string, signal: AbortSignal | undefined): Promise<{ address: string; credentials: NodeCredentials }> {
   let lastError: unknown;
   for (const address of request.remoteAddrs) {
     throwIfAborted(signal);
     try {
-      return await joinWithToken({ address, token: request.joinToken, addresses: [host], ...(signal === undefined ? {} : { signal }) });
+      const credentials = await joinWithToken({ address, token: request.joinToken, addresses: [host], ...(signal === undefined ? {} : { signal }) });
+      return { address, credentials };
     } catch (error) {
       if (!(error instanceof UnavailableError)) throw error;
       lastError = error;

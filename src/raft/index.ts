@@ -20,6 +20,8 @@ export {
   heartbeatTicksDefault,
 } from "./node.js";
 export type { AppliedEntry, LeaderChange, RaftMember, RaftNodeOptions, RaftNodeStatus, StateMachine } from "./node.js";
+export { confStateAfter, forceNewCluster } from "./node/force-new-cluster.js";
+export type { ForceNewClusterOptions, ForceNewClusterResult } from "./node/force-new-cluster.js";
 export { Snapshotter } from "./snap/index.js";
 export { createGrpcRaftTransport } from "./transport/index.js";
 export type { GrpcRaftTransportOptions, RaftPeerCall, RaftTransport, RaftTransportHandler } from "./transport/index.js";

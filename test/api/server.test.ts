@@ -25,7 +25,7 @@ const info: SystemInfo = {
   runtime: { name: "runc", path: "/usr/sbin/runc", version: "1.1.5" },
   cgroupDriver: "cgroupfs",
   cgroupVersion: "1",
-  swarm: { state: "inactive", nodeAddr: "", controlAvailable: false, error: "" },
+  swarm: { state: "inactive", nodeAddr: "", controlAvailable: false, clusterId: "", error: "" },
   warnings: [],
   labels: [],
 };

@@ -107,6 +107,8 @@ describe("swarm mode across three shoald processes", { skip: rootReason }, () =>
     const managerInfo = asRecord(asRecord(await manager.client().json("GET", "/info"), "info")["Swarm"], "Swarm");
     assert.equal(managerInfo["ControlAvailable"], true);
     assert.equal(managerInfo["NodeAddr"], "127.0.0.1");
+    const swarmId = stringField(asRecord(await manager.client().json("GET", "/swarm"), "swarm"), "ID");
+    assert.equal(asRecord(managerInfo["Cluster"], "Cluster")["ID"], swarmId, "a manager's /info names its cluster");
     const workerInfo = asRecord(asRecord(await workers[0]?.client().json("GET", "/info"), "info")["Swarm"], "Swarm");
     assert.equal(workerInfo["LocalNodeState"], "active");
     assert.equal(workerInfo["ControlAvailable"], false);
@@ -176,11 +178,17 @@ describe("swarm mode across three shoald processes", { skip: rootReason }, () =>
     await waitForSpread(manager, "dweb", evenly(alive, 2));
   });
 
-  test("a worker leaves the swarm: its /info goes inactive and the manager sees it down", async () => {
+  test("a worker leaves the swarm: its task containers go, its /info goes inactive and the manager sees it down", async () => {
     const worker = workers[0];
     assert.ok(worker !== undefined);
     const nodeId = await swarmNodeId(worker);
+    const taskContainers = async (): Promise<number> => {
+      const list = asArray(await worker.client().json("GET", "/containers/json", { query: { all: 1 } }), "containers");
+      return list.filter((item) => asRecord(asRecord(item, "container")["Labels"], "labels")["com.docker.swarm.task.id"] !== undefined).length;
+    };
+    assert.ok((await taskContainers()) > 0, "the worker ran no task before leaving");
     await shoalOk(worker, "swarm", "leave");
+    assert.equal(await taskContainers(), 0, "task containers survived swarm leave");
     const info = asRecord(asRecord(await worker.client().json("GET", "/info"), "info")["Swarm"], "Swarm");
     assert.equal(info["LocalNodeState"], "inactive");
     const again = await shoal(worker, "swarm", "leave");

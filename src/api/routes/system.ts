@@ -96,6 +96,8 @@ export function dockerInfo(info: SystemInfo): Record<string, unknown> {
       ControlAvailable: info.swarm.controlAvailable,
       Error: info.swarm.error,
       RemoteManagers: null,
+      // Docker reports the cluster object only where the control API is.
+      ...(info.swarm.controlAvailable ? { Cluster: { ID: info.swarm.clusterId } } : {}),
     },
     LiveRestoreEnabled: true,
     Isolation: "",

@@ -8,9 +8,11 @@
 // peer to join first, so the server starts after these resolve. REST requests a follower
 // cannot serve go to `manager.forwardToLeader(...)`; the leader replays them with the
 // executor given by `setForwardExecutor` (fastify inject). `leave()` and `close()` end it.
+export { forceNewManagerCluster } from "./force-new-cluster.js";
+export type { ForceNewClusterOptions, ForcedCluster } from "./force-new-cluster.js";
 export { leadershipConfirmRetryMs } from "./leadership.js";
 export type { TermComponent } from "./leadership.js";
-export { leadershipTransferWaitMsMax, leaveRetryDelayMs, leaveTimeoutMs } from "./leave.js";
+export { forcedLeaveLeaderlessMsMax, leadershipTransferWaitMsMax, leaveRetryDelayMs, leaveTimeoutMs } from "./leave.js";
 export type { Manager } from "./manager.js";
 export { memberReconcileIntervalMs, progressCallTimeoutMs, promotionLagEntriesMax } from "./member-changes.js";
 export { directoryMembersMax, memberAddressLengthMax, memberSuffrages, raftIdMax } from "./member-directory.js";

@@ -16,6 +16,11 @@ export const leaveTimeoutMs = 20_000;
 export const leadershipTransferWaitMsMax = 5_000;
 /** Pause between attempts while no leader is known or the leader changes under us. */
 export const leaveRetryDelayMs = 200;
+/**
+ * A forced leave stops waiting for a leader after this long without one (a few election
+ * timeouts): no leader means no quorum to remove this member with, and none is coming soon.
+ */
+export const forcedLeaveLeaderlessMsMax = 5_000;
 
 export interface LeaveOptions {
   raftNode: RaftNode;
@@ -50,9 +55,14 @@ async function removeSelf(options: LeaveOptions): Promise<void> {
   const { raftNode, clock, logger, signal } = options;
   const deadline = clock.now() + leaveTimeoutMs;
   let lastError: unknown = new UnavailableError("no raft leader answered");
+  let leaderSeenAt = clock.now();
   while (clock.now() < deadline) {
     throwIfAborted(signal);
     const status = raftNode.status();
+    if (status.leader !== 0) leaderSeenAt = clock.now();
+    if (options.force && clock.now() - leaderSeenAt > forcedLeaveLeaderlessMsMax) {
+      throw new UnavailableError(`no raft leader for ${forcedLeaveLeaderlessMsMax} ms: this manager cannot be removed through one`);
+    }
     if (status.role === "leader") {
       const successor = options.directory.active().find((member) => member.raftId !== raftNode.id && member.suffrage === "voter");
       if (successor === undefined) throw new FailedPreconditionError("no other voting manager can take over leadership");
@@ -90,7 +100,16 @@ export async function leaveRaft(options: LeaveOptions): Promise<void> {
       "this is the last manager: leaving destroys the swarm's state. Add another manager first, or leave with force to give the swarm up",
     );
   }
-  if (others.length > 0) await removeSelf(options);
+  if (others.length > 0) {
+    try {
+      await removeSelf(options);
+    } catch (error) {
+      // A manager the cluster already dropped (after --force-new-cluster elsewhere), or one
+      // cut off from every other, can only leave on its own: docker's --force does that too.
+      if (!options.force || !(error instanceof UnavailableError)) throw error;
+      options.logger.warn({ err: errorMessage(error) }, "could not leave raft through a leader; leaving anyway (force): demote and remove this node on a manager");
+    }
+  }
   await options.close();
   await rm(options.paths.root, { recursive: true, force: true });
   options.logger.info("left the swarm and deleted its state");

@@ -19,12 +19,14 @@ import {
 } from "../../rpc/tls/index.js";
 import { CertificateRenewer, createNodeCaService, issueLocalNodeMaterial, type CertificateAuthority } from "../ca/index.js";
 import { rotateJoinToken as rotateToken } from "../ca/index.js";
+import { Allocator } from "../allocator/index.js";
 import { createControlApi, type ControlApi, type ManagerStatus } from "../controlapi/index.js";
 import { createDispatcher, type Dispatcher } from "../dispatcher/index.js";
 import { clusterDefaults, createIdGenerator, type JoinTokens, type NodeRole } from "../objects/index.js";
 import { runOrchestrators } from "../orchestrator/index.js";
 import { Scheduler } from "../scheduler/index.js";
 import { MemoryStore } from "../store/index.js";
+import { guardDemotions } from "./demotion-guard.js";
 import { leaveRaft } from "./leave.js";
 import { LeadershipRunner } from "./leadership.js";
 import { MemberChanges } from "./member-changes.js";
@@ -167,7 +169,12 @@ export class ManagerImpl implements Manager {
     this.#directory = new MemberDirectory(state.managers);
     this.#forward = runtime.forward ?? null;
     this.store = new MemoryStore({ proposer: createRaftProposer(() => this.#raftNode), logger: runtime.logger, clock: runtime.clock });
-    this.#controlApi = createControlApi({ store: this.store, logger: runtime.logger, clock: runtime.clock });
+    this.#controlApi = guardDemotions(createControlApi({ store: this.store, logger: runtime.logger, clock: runtime.clock }), {
+      directory: this.#directory,
+      selfRaftId: state.raftId,
+      credentials: this.#credentials,
+      clock: runtime.clock,
+    });
     this.#dispatcher = createDispatcher({
       store: this.store,
       logger: runtime.logger,
@@ -226,6 +233,10 @@ export class ManagerImpl implements Manager {
       clock,
       logger,
       randomBytes: this.#runtime.randomBytes,
+      abandoned: (member) => {
+        const node = this.store.view((tx) => tx.get("node", member.nodeId));
+        return node?.spec.role === "worker" && node.status.state === "down";
+      },
     });
     this.#services = this.#createServices(transport, members);
     const leadership = new LeadershipRunner({
@@ -235,6 +246,7 @@ export class ManagerImpl implements Manager {
       components: [
         (signal) => runOrchestrators({ store: this.store, logger, clock }, signal),
         (signal) => new Scheduler({ store: this.store, logger, clock }).run(signal),
+        (signal) => new Allocator({ store: this.store, logger, clock }).run(signal),
         (signal) => members.run(signal),
       ],
       onTermStart: () => this.#dispatcher.start(),
@@ -368,12 +380,24 @@ export class ManagerImpl implements Manager {
 
   managerStatus(nodeId: string): ManagerStatus | undefined {
     const member = this.#directory.byNodeId(nodeId);
-    if (member === undefined || this.#raftNode === null) return undefined;
+    if (this.#raftNode === null) return undefined;
+    if (member === undefined) return this.#formerMemberStatus(nodeId);
     const status = this.#raftNode.status();
     const leader = status.leader === member.raftId;
     // This manager knows first-hand only about itself and, as a follower, the leader it hears from.
     const known = member.raftId === this.raftId || (leader && status.role === "follower");
     return { leader, reachability: known ? "reachable" : "unknown", addr: member.address };
+  }
+
+  /**
+   * A node the cluster still wants as a manager but that raft no longer counts (after
+   * --force-new-cluster): unreachable, as docker shows it, until it is demoted or removed.
+   */
+  #formerMemberStatus(nodeId: string): ManagerStatus | undefined {
+    const node = this.store.view((tx) => tx.get("node", nodeId));
+    if (node?.spec.role !== "manager") return undefined;
+    const former = this.#directory.all().find((member) => member.nodeId === nodeId);
+    return former === undefined ? undefined : { leader: false, reachability: "unreachable", addr: former.address };
   }
 
   managers(): ManagerMember[] {
@@ -403,7 +427,12 @@ export class ManagerImpl implements Manager {
   async forwardToLeader(request: ForwardedRequest, options: { signal?: AbortSignal } = {}): Promise<ForwardedResponse> {
     const address = this.leaderAddress();
     if (address === undefined) {
-      throw new UnavailableError(this.isLeader() ? "this manager is the leader: serve the request locally" : "no raft leader is known yet: retry shortly");
+      if (this.isLeader()) throw new UnavailableError("this manager is the leader: serve the request locally");
+      const managers = this.#directory.active().filter((member) => member.suffrage === "voter").length;
+      throw new UnavailableError(
+        `the swarm has no leader: quorum is lost or an election is under way (a majority of the ${managers} managers must be reachable). ` +
+          'Bring managers back, or if they are lost for good run "shoal swarm init --force-new-cluster" on a surviving manager',
+      );
     }
     return requestForward({ address, credentials: this.#credentials, clock: this.#runtime.clock, signal: options.signal, request });
   }

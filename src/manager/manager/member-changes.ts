@@ -31,6 +31,7 @@ export class MemberChanges {
   readonly #clock: Clock;
   readonly #logger: Logger;
   readonly #randomBytes: (size: number) => Uint8Array;
+  readonly #abandoned: (member: ManagerMember) => boolean;
   #tail: Promise<void> = Promise.resolve();
 
   constructor(options: {
@@ -40,6 +41,11 @@ export class MemberChanges {
     clock: Clock;
     logger: Logger;
     randomBytes: (size: number) => Uint8Array;
+    /**
+     * Whether a member was demoted while it cannot leave raft by itself (its node is down):
+     * the leader removes it, as swarmkit's role manager does.
+     */
+    abandoned?: (member: ManagerMember) => boolean;
   }) {
     this.#raftNode = options.raftNode;
     this.#directory = options.directory;
@@ -47,6 +53,7 @@ export class MemberChanges {
     this.#clock = options.clock;
     this.#logger = options.logger.child({ component: "member-changes" });
     this.#randomBytes = options.randomBytes;
+    this.#abandoned = options.abandoned ?? (() => false);
   }
 
   async #exclusive<T>(work: () => Promise<T>): Promise<T> {
@@ -114,12 +121,17 @@ export class MemberChanges {
       if (member.raftId === this.#raftNode.id) {
         throw new FailedPreconditionError("the leader cannot remove itself: hand leadership to another manager first");
       }
-      const voters = this.#directory.active().filter((item) => item.suffrage === "voter");
-      if (member.suffrage === "voter" && voters.length <= 1) throw new FailedPreconditionError("the last voting manager cannot leave raft");
-      await this.#raftNode.removeMember(member.raftId, options);
-      await this.#record({ ...member, suffrage: "removed" }, options.signal);
-      this.#logger.info({ nodeId: member.nodeId, raftId: member.raftId }, "manager removed from raft");
+      await this.#remove(member, options.signal);
     });
+  }
+
+  async #remove(member: ManagerMember, signal: AbortSignal | undefined): Promise<void> {
+    const voters = this.#directory.active().filter((item) => item.suffrage === "voter");
+    if (member.suffrage === "voter" && voters.length <= 1) throw new FailedPreconditionError("the last voting manager cannot leave raft");
+    const options = signal === undefined ? {} : { signal };
+    await this.#raftNode.removeMember(member.raftId, options);
+    await this.#record({ ...member, suffrage: "removed" }, signal);
+    this.#logger.info({ nodeId: member.nodeId, raftId: member.raftId }, "manager removed from raft");
   }
 
   /** Runs on the leader until `signal` fires: promotes caught-up learners, one change at a time. */
@@ -145,6 +157,11 @@ export class MemberChanges {
     if (removed !== undefined) {
       await this.#record({ ...removed, suffrage: "removed" }, signal);
       this.#logger.info({ nodeId: removed.nodeId, raftId: removed.raftId }, "recorded a manager raft had already removed");
+      return;
+    }
+    const abandoned = this.#directory.active().find((member) => member.raftId !== this.#raftNode.id && this.#abandoned(member));
+    if (abandoned !== undefined) {
+      await this.#remove(abandoned, signal);
       return;
     }
     const learner = this.#directory.active().find((member) => member.suffrage === "learner");

@@ -54,6 +54,11 @@ export interface JoinManagerOptions extends ManagerOptions {
   /** Managers to ask, "host:port", in order; the first that admits this node wins. */
   readonly remoteAddresses: readonly string[];
   readonly joinToken: string;
+  /**
+   * A manager certificate the CA already issued for this join (the daemon asks once to
+   * learn the token's role): used as is, so that the CA registers this node only once.
+   */
+  readonly credentials?: { readonly value: NodeCredentials; readonly address: string };
 }
 
 function runtimeOf(options: ManagerOptions): ManagerRuntimeOptions {
@@ -209,9 +214,9 @@ export async function joinManager(options: JoinManagerOptions): Promise<Manager>
   const host = hostOfAddress(options.advertiseAddress);
   await refuseIfInSwarm(paths, signal);
   const signalOption = signal === undefined ? {} : { signal };
-  const joined = await firstAnswering(options.remoteAddresses, (address) =>
-    joinWithToken({ address, token: options.joinToken, addresses: [host], ...signalOption }),
-  );
+  const joined =
+    options.credentials ??
+    (await firstAnswering(options.remoteAddresses, (address) => joinWithToken({ address, token: options.joinToken, addresses: [host], ...signalOption })));
   const credentials = joined.value;
   if (credentials.identity.role !== "manager") {
     throw new FailedPreconditionError("this is a worker join token: a manager joins with the manager token (\"shoal swarm join-token manager\")");

@@ -183,6 +183,14 @@ export class DiskLogStorage implements LogStorage, WritableLogStorage {
     await this.#wal.releaseBefore(index);
   }
 
+  /**
+   * Writes and fsyncs what save() left buffered (a commit index alone): a clean stop then
+   * keeps everything it knew committed, which --force-new-cluster relies on.
+   */
+  async flush(): Promise<void> {
+    await this.#wal.sync();
+  }
+
   async close(): Promise<void> {
     await this.#wal.close();
   }
