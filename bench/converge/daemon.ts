@@ -81,6 +81,32 @@ export async function startBenchDaemon(options: { signal: AbortSignal }): Promis
 }
 
 /** Loads shoal-demo/busybox the way `shoal image build-demo` does: archive made here, sent to /images/load. */
+/**
+ * Runs `work` against a fresh bench daemon: SIGINT and SIGTERM abort it, a failure prints
+ * the daemon's log tail, and the daemon is cleaned up whatever happens. A cleanup failure
+ * is reported, not thrown: it must not hide the measurement's own error.
+ */
+export async function withBenchDaemon(work: (daemon: BenchDaemon, signal: AbortSignal) => Promise<void>): Promise<void> {
+  const controller = new AbortController();
+  const interrupt = (): void => controller.abort(new Error("interrupted"));
+  process.once("SIGINT", interrupt);
+  process.once("SIGTERM", interrupt);
+  const daemon = await startBenchDaemon({ signal: controller.signal });
+  try {
+    await work(daemon, controller.signal);
+  } catch (error) {
+    if (!controller.signal.aborted) process.stderr.write(`shoald log tail:\n${daemon.logTail().split("\n").slice(-20).join("\n")}\n`);
+    throw error;
+  } finally {
+    await daemon.close().catch((error: unknown) => {
+      process.stderr.write(`cleanup failed (check for left-over containers and temp dirs): ${String(error)}\n`);
+      process.exitCode = 1;
+    });
+    process.off("SIGINT", interrupt);
+    process.off("SIGTERM", interrupt);
+  }
+}
+
 export async function loadDemoImage(client: ApiClient, options: { signal: AbortSignal }): Promise<void> {
   const archive = await buildDemoArchive({ busyboxPath: "/bin/busybox" });
   const response = await client.stream("POST", "/images/load", { upload: { stream: Readable.from([archive]), contentType: "application/x-tar" }, signal: options.signal });

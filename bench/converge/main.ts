@@ -6,7 +6,7 @@ import { parseArgs } from "node:util";
 
 import type { ApiClient } from "../../src/cli/client.js";
 import { InvalidArgumentError } from "../../src/common/errors.js";
-import { loadDemoImage, startBenchDaemon, type BenchDaemon } from "./daemon.js";
+import { loadDemoImage, withBenchDaemon, type BenchDaemon } from "./daemon.js";
 import { createService, removeAndDrain, scaleAndConverge, waitForRunning } from "./service.js";
 
 const repeatsDefault = 3;
@@ -120,25 +120,7 @@ function report(figures: Map<string, number[]>, plan: Plan, json: boolean): void
 async function main(): Promise<void> {
   const { plan, json } = readPlan();
   if (process.getuid?.() !== 0) throw new InvalidArgumentError("bench converge starts containers (mounts, namespaces, cgroups): run it as root");
-  const controller = new AbortController();
-  const interrupt = (): void => controller.abort(new Error("interrupted"));
-  process.once("SIGINT", interrupt);
-  process.once("SIGTERM", interrupt);
-  const daemon = await startBenchDaemon({ signal: controller.signal });
-  try {
-    report(await measure(daemon, plan, controller.signal), plan, json);
-  } catch (error) {
-    if (!controller.signal.aborted) process.stderr.write(`shoald log tail:\n${daemon.logTail().split("\n").slice(-20).join("\n")}\n`);
-    throw error;
-  } finally {
-    // A cleanup failure is reported, not thrown: it must not hide the measurement's own error.
-    await daemon.close().catch((error: unknown) => {
-      process.stderr.write(`cleanup failed (check for left-over containers and temp dirs): ${String(error)}\n`);
-      process.exitCode = 1;
-    });
-    process.off("SIGINT", interrupt);
-    process.off("SIGTERM", interrupt);
-  }
+  await withBenchDaemon(async (daemon, signal) => report(await measure(daemon, plan, signal), plan, json));
 }
 
 await main();

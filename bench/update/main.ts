@@ -11,7 +11,7 @@ import type { ApiClient } from "../../src/cli/client.js";
 import { asArray, asRecord, numberField, recordField, stringField, type JsonRecord } from "../../src/cli/parse.js";
 import { systemClock } from "../../src/common/clock.js";
 import { InvalidArgumentError, UnavailableError } from "../../src/common/errors.js";
-import { loadDemoImage, startBenchDaemon } from "../converge/daemon.js";
+import { loadDemoImage, withBenchDaemon } from "../converge/daemon.js";
 import { demoImage, removeAndDrain, waitForRunning } from "../converge/service.js";
 
 const replicas = 50;
@@ -204,24 +204,7 @@ async function main(): Promise<void> {
   const repeats = Number(repeatsText);
   if (!Number.isInteger(repeats) || repeats < 1 || repeats > repeatsMax) throw new InvalidArgumentError(`--repeats must be a whole number from 1 to ${repeatsMax}, not "${repeatsText}"`);
   if (process.getuid?.() !== 0) throw new InvalidArgumentError("bench update starts containers (mounts, namespaces, cgroups): run it as root");
-  const controller = new AbortController();
-  const interrupt = (): void => controller.abort(new Error("interrupted"));
-  process.once("SIGINT", interrupt);
-  process.once("SIGTERM", interrupt);
-  const daemon = await startBenchDaemon({ signal: controller.signal });
-  try {
-    report(await measure(daemon.client, repeats, controller.signal), values.json);
-  } catch (error) {
-    if (!controller.signal.aborted) process.stderr.write(`shoald log tail:\n${daemon.logTail().split("\n").slice(-20).join("\n")}\n`);
-    throw error;
-  } finally {
-    await daemon.close().catch((error: unknown) => {
-      process.stderr.write(`cleanup failed (check for left-over containers and temp dirs): ${String(error)}\n`);
-      process.exitCode = 1;
-    });
-    process.off("SIGINT", interrupt);
-    process.off("SIGTERM", interrupt);
-  }
+  await withBenchDaemon(async (daemon, signal) => report(await measure(daemon.client, repeats, signal), values.json));
 }
 
 await main();

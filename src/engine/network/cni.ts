@@ -1,7 +1,7 @@
 import { join } from "node:path";
 
 import { FailedPreconditionError, UnavailableError } from "../../common/errors.js";
-import { lastErrorLine, runCommand } from "../runtime/oci/command.js";
+import { lastErrorLine, runCommand } from "../../common/command.js";
 
 /** The CNI spec version shoal speaks; Debian 12's plugins (1.1.1) support it. */
 export const cniVersion = "1.0.0";

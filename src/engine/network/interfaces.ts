@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 
 import { FailedPreconditionError, InvalidArgumentError } from "../../common/errors.js";
-import { lastErrorLine, runCommand } from "../runtime/oci/command.js";
+import { lastErrorLine, runCommand } from "../../common/command.js";
 
 /** Linux limits interface names to 15 bytes. */
 const interfaceNameBytesMax = 15;

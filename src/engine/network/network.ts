@@ -2,7 +2,7 @@ import { join } from "node:path";
 
 import type { Logger } from "../../common/logger.js";
 import { ConflictError, FailedPreconditionError, InvalidArgumentError, errorMessage } from "../../common/errors.js";
-import { lastErrorLine, runCommand } from "../runtime/oci/command.js";
+import { lastErrorLine, runCommand } from "../../common/command.js";
 import type { NetworkNamespace } from "../runtime/spec/spec.js";
 import { cniVersion, defaultCniPluginDirectory, invokeCniPlugin, type CniResult } from "./cni.js";
 import { isHostPortInUse, portKey, type PortBinding } from "./ports.js";

@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 
 import { FailedPreconditionError, InvalidArgumentError } from "../../common/errors.js";
-import { lastErrorLine, runCommand } from "./oci/command.js";
+import { lastErrorLine, runCommand } from "../../common/command.js";
 import type { RootfsMount } from "./types.js";
 
 /** Mounts stacked on one rootfs target (an overlay is one; binds may add a few). */

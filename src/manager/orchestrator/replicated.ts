@@ -162,7 +162,8 @@ export class ReplicatedOrchestrator implements Reconciler {
       if (service === undefined) return;
       const node = tx.get("node", task.nodeId);
       const why = node === undefined ? "was removed" : "is down";
-      replaceTask(tx, { task, service, now: this.#clock.now(), id: this.#newId(), reason: `replaces task ${task.id}: node ${task.nodeId} ${why}` });
+      // A lost node is no task failure: the restart delay (which paces crash loops) does not apply.
+      replaceTask(tx, { task, service, now: this.#clock.now(), id: this.#newId(), reason: `replaces task ${task.id}: node ${task.nodeId} ${why}`, delayed: false });
     };
   }
 

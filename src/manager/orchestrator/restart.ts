@@ -6,6 +6,7 @@ import type { MemoryStore, ReadTx, StoreObjectEvent, WriteTx } from "../store/in
 import { resolveOrchestratorOptions, type OrchestratorOptions } from "./options.js";
 import { runReconcileLoop, type Reconciler } from "./reconcile-loop.js";
 import { findSlotTasks, isLiveTask, isTaskFinished, newServiceTask, taskSlotKey, withDesiredState } from "./task.js";
+import { KeyedTimers } from "./keyed-timers.js";
 
 /**
  * Delayed restarts waiting on a timer at once. Past this, a restart starts without its
@@ -68,14 +69,15 @@ export function restartsCounted(tx: ReadTx, task: Task, options: { policy: Resta
 
 /**
  * Replaces `task` by a new task in the same slot (same node for global services): the old
- * one is told to shut down and the new one starts after the service's restart delay
- * (desired state "ready" until then; the restart supervisor raises it). Used for failed
- * tasks and for tasks stranded on a node that went down or was drained.
+ * one is told to shut down and the new one starts, when `delayed`, after the service's
+ * restart delay (desired state "ready" until then; the restart supervisor raises it). Used
+ * for failed tasks (delayed) and for tasks stranded on a node that went down or was
+ * drained (at once).
  */
-export function replaceTask(tx: WriteTx, options: { task: Task; service: Service; now: number; id: string; reason: string }): Task {
+export function replaceTask(tx: WriteTx, options: { task: Task; service: Service; now: number; id: string; reason: string; delayed: boolean }): Task {
   const { task, service } = options;
   tx.update("task", withDesiredState(task, "shutdown"));
-  const delayMs = service.spec.taskTemplate.restartPolicy.delayMs;
+  const delayMs = options.delayed ? service.spec.taskTemplate.restartPolicy.delayMs : 0;
   return tx.create(
     "task",
     newServiceTask({
@@ -111,10 +113,9 @@ export class RestartSupervisor implements Reconciler {
   readonly #clock: Clock;
   readonly #newId: () => string;
   readonly #dirty = new Set<string>();
-  readonly #timers = new Map<string, { dueAt: number; cancel: () => void }>();
+  readonly #timers: KeyedTimers;
   /** Slots where a task was reported stopped: a stop-first start waiting there may be due now. */
   readonly #stoppedSlots = new Map<string, Pick<Task, "serviceId" | "slot" | "nodeId">>();
-  readonly #inflight = new Set<Promise<void>>();
   #signal: AbortSignal | undefined;
 
   constructor(options: OrchestratorOptions) {
@@ -122,6 +123,7 @@ export class RestartSupervisor implements Reconciler {
     this.#store = resolved.store;
     this.#logger = resolved.logger;
     this.#clock = resolved.clock;
+    this.#timers = new KeyedTimers(resolved.clock);
     this.#newId = resolved.newId;
   }
 
@@ -144,21 +146,19 @@ export class RestartSupervisor implements Reconciler {
         signal,
       });
     } finally {
-      for (const timer of this.#timers.values()) timer.cancel();
-      this.#timers.clear();
-      await Promise.allSettled([...this.#inflight]);
+      await this.#timers.stop();
     }
   }
 
   observe(event: StoreObjectEvent): void {
     if (event.kind !== "task") return;
     if (event.type === "deleted") {
-      this.#cancelTimer(event.object.id);
+      this.#timers.cancel(event.object.id);
       return;
     }
     const task = event.object;
     if (task.desiredState === "ready" || awaitsRestartDecision(task)) this.#dirty.add(task.id);
-    else if (this.#timers.has(task.id)) this.#cancelTimer(task.id);
+    else this.#timers.cancel(task.id);
     if (event.type === "updated" && !isLiveTask(task) && isTaskFinished(task) && !isTaskFinished(event.previous)) this.#stoppedSlots.set(taskSlotKey(task), task);
   }
 
@@ -220,34 +220,20 @@ export class RestartSupervisor implements Reconciler {
       }
     }
     const reason = `restarted: task ${task.id} ended in state ${task.status.state}`;
-    replaceTask(tx, { task, service, now, id: this.#newId(), reason });
+    replaceTask(tx, { task, service, now, id: this.#newId(), reason, delayed: true });
   }
 
   /** Arms the task's start at `dueAt`, or moves an armed one earlier (a stop-first start whose old task stopped). */
   #armTimer(task: Task, dueAt: number): void {
-    const armed = this.#timers.get(task.id);
-    if ((armed !== undefined && armed.dueAt <= dueAt) || this.#signal?.aborted !== false) return;
-    armed?.cancel();
-    this.#timers.delete(task.id);
-    const waitMs = this.#timers.size >= delayedStartsMax ? 0 : Math.max(0, dueAt - this.#clock.now());
-    if (waitMs === 0 && dueAt > this.#clock.now()) {
+    const armedAt = this.#timers.dueAt(task.id);
+    if ((armedAt !== undefined && armedAt <= dueAt) || this.#signal?.aborted !== false) return;
+    this.#timers.cancel(task.id);
+    const now = this.#clock.now();
+    const crowded = this.#timers.size >= delayedStartsMax;
+    if (crowded && dueAt > now) {
       this.#logger.warn({ taskId: task.id, delayedStartsMax }, "too many delayed restarts waiting; starting this one now");
     }
-    const cancel = this.#clock.setTimer(waitMs, () => {
-      this.#timers.delete(task.id);
-      this.#track(this.#startDelayed(task.id));
-    });
-    this.#timers.set(task.id, { dueAt, cancel });
-  }
-
-  #cancelTimer(id: string): void {
-    this.#timers.get(id)?.cancel();
-    this.#timers.delete(id);
-  }
-
-  #track(work: Promise<void>): void {
-    this.#inflight.add(work);
-    void work.finally(() => this.#inflight.delete(work));
+    this.#timers.arm(task.id, crowded ? now : dueAt, () => this.#startDelayed(task.id));
   }
 
   async #startDelayed(id: string): Promise<void> {
@@ -264,11 +250,7 @@ export class RestartSupervisor implements Reconciler {
     } catch (error) {
       if (signal.aborted) return;
       this.#logger.warn({ taskId: id, err: errorMessage(error), retryInMs: delayedStartRetryMs }, "could not start a delayed restart; retrying");
-      const cancel = this.#clock.setTimer(delayedStartRetryMs, () => {
-        this.#timers.delete(id);
-        this.#track(this.#startDelayed(id));
-      });
-      this.#timers.set(id, { dueAt: this.#clock.now() + delayedStartRetryMs, cancel });
+      this.#timers.arm(id, this.#clock.now() + delayedStartRetryMs, () => this.#startDelayed(id));
     }
   }
 }

@@ -10,6 +10,7 @@ import { resolveOrchestratorOptions, type OrchestratorOptions } from "./options.
 import { runReconcileLoop, type Reconciler } from "./reconcile-loop.js";
 import { newServiceTask, withDesiredState } from "./task.js";
 import { planServiceUpdate, type UpdatePlan } from "./update-plan.js";
+import { KeyedTimers } from "./keyed-timers.js";
 
 /** Wait before a timer-driven pass that failed is tried again. */
 export const updaterRetryDelayMs = 500;
@@ -50,8 +51,7 @@ export class Updater implements Reconciler {
   /** Services whose last pass was not idle: only their task events can give the updater work. */
   readonly #active = new Set<string>();
   #nodesDirty = false;
-  readonly #timers = new Map<string, { at: number; cancel: () => void }>();
-  readonly #inflight = new Set<Promise<void>>();
+  readonly #timers: KeyedTimers;
   #signal: AbortSignal | undefined;
 
   constructor(options: OrchestratorOptions) {
@@ -59,6 +59,7 @@ export class Updater implements Reconciler {
     this.#store = resolved.store;
     this.#logger = resolved.logger;
     this.#clock = resolved.clock;
+    this.#timers = new KeyedTimers(resolved.clock);
     this.#newId = resolved.newId;
   }
 
@@ -76,9 +77,7 @@ export class Updater implements Reconciler {
         signal,
       });
     } finally {
-      for (const timer of this.#timers.values()) timer.cancel();
-      this.#timers.clear();
-      await Promise.allSettled([...this.#inflight]);
+      await this.#timers.stop();
     }
   }
 
@@ -186,21 +185,10 @@ export class Updater implements Reconciler {
   /** Arms (or moves) the service's wake-up timer; a plan that was cut short runs again at once. */
   #armTimer(serviceId: string, plan: UpdatePlan | undefined): void {
     const at = plan === undefined ? undefined : plan.more ? this.#clock.now() : plan.wakeAt;
-    const existing = this.#timers.get(serviceId);
-    if (existing !== undefined && existing.at === at) return;
-    existing?.cancel();
-    this.#timers.delete(serviceId);
+    if (this.#timers.has(serviceId) && this.#timers.dueAt(serviceId) === at) return;
+    this.#timers.cancel(serviceId);
     if (at === undefined || this.#signal?.aborted !== false) return;
-    const cancel = this.#clock.setTimer(Math.max(0, at - this.#clock.now()), () => {
-      this.#timers.delete(serviceId);
-      this.#track(this.#timedPass(serviceId));
-    });
-    this.#timers.set(serviceId, { at, cancel });
-  }
-
-  #track(work: Promise<void>): void {
-    this.#inflight.add(work);
-    void work.finally(() => this.#inflight.delete(work));
+    this.#timers.arm(serviceId, at, () => this.#timedPass(serviceId));
   }
 
   async #timedPass(serviceId: string): Promise<void> {
@@ -211,12 +199,7 @@ export class Updater implements Reconciler {
     } catch (error) {
       if (signal.aborted) return;
       this.#logger.warn({ serviceId, err: errorMessage(error), retryInMs: updaterRetryDelayMs }, "update pass failed; retrying");
-      const at = this.#clock.now() + updaterRetryDelayMs;
-      const cancel = this.#clock.setTimer(updaterRetryDelayMs, () => {
-        this.#timers.delete(serviceId);
-        this.#track(this.#timedPass(serviceId));
-      });
-      this.#timers.set(serviceId, { at, cancel });
+      this.#timers.arm(serviceId, this.#clock.now() + updaterRetryDelayMs, () => this.#timedPass(serviceId));
     }
   }
 }

@@ -1,5 +1,5 @@
 import { FailedPreconditionError } from "../../common/errors.js";
-import { lastErrorLine, runCommand } from "../../engine/runtime/oci/command.js";
+import { lastErrorLine, runCommand } from "../../common/command.js";
 
 /** The nftables table the balancer owns in each container's namespace. */
 export const balancerTable = "shoal_lb";

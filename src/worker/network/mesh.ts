@@ -1,6 +1,6 @@
 import { FailedPreconditionError } from "../../common/errors.js";
 import type { NetworkMap } from "../../manager/dispatcher/index.js";
-import { lastErrorLine, runCommand } from "../../engine/runtime/oci/command.js";
+import { lastErrorLine, runCommand } from "../../common/command.js";
 import { vipBackendsMax } from "./balancer.js";
 import { overlayBridgeName } from "./overlay.js";
 

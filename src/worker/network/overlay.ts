@@ -1,7 +1,7 @@
 import { FailedPreconditionError, errorMessage } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
 import { attachToBridge, detachFromBridge } from "../../engine/network/index.js";
-import { lastErrorLine, runCommand } from "../../engine/runtime/oci/command.js";
+import { lastErrorLine, runCommand } from "../../common/command.js";
 
 /** The IANA VXLAN port (RFC 7348). */
 export const vxlanPort = 4_789;

@@ -89,6 +89,7 @@ test("when a node goes down its tasks are replaced on the other nodes, never abo
     assert.equal(stored?.desiredState, "shutdown", "the stranded task is told to shut down");
     const replacement = live.find((task) => task.slot === old.slot);
     assert.equal(replacement?.attempt, 1, "the replacement takes the same slot");
+    assert.equal(replacement.desiredState, "running", "a node loss is no crash: the restart delay does not hold the replacement back");
   }
   // Converged: more fake time changes nothing.
   const version = store.version;

@@ -4,7 +4,7 @@ import { join } from "node:path";
 
 import type { Logger } from "../../../common/logger.js";
 import { UnavailableError, throwIfAborted } from "../../../common/errors.js";
-import { lastErrorLine, runCommand } from "./command.js";
+import { lastErrorLine, runCommand } from "../../../common/command.js";
 import { removeCgroupDirectories } from "./cgroups.js";
 import { createOciRuntime, type OciRuntime, type OciRuntimeName } from "./runtime.js";
 

@@ -1,5 +1,5 @@
 import { FailedPreconditionError, InvalidArgumentError, UnavailableError } from "../../../common/errors.js";
-import { lastErrorLine, runCommand } from "./command.js";
+import { lastErrorLine, runCommand } from "../../../common/command.js";
 
 export type OciRuntimeName = "runc" | "crun";
 export type OciContainerStatus = "creating" | "created" | "running" | "paused" | "stopped";

@@ -1,8 +1,8 @@
 import { spawn } from "node:child_process";
 
-import { CancelledError, UnavailableError } from "../../../common/errors.js";
+import { CancelledError, UnavailableError } from "./errors.js";
 
-/** Output kept from a helper command (runc, ip, mount, CNI plugins); the rest is dropped. */
+/** Output kept from a helper command (runc, ip, nft, mount, CNI plugins); the rest is dropped. */
 export const commandOutputBytesMax = 4 * 1024 * 1024;
 
 export interface CommandResult {
@@ -15,6 +15,8 @@ export interface CommandOptions {
   signal?: AbortSignal;
   input?: string;
   env?: NodeJS.ProcessEnv;
+  /** Kills the program (SIGKILL) after this long; its result then has code 128. */
+  timeoutMs?: number;
   /**
    * Resolve as soon as the program exits successfully instead of waiting for its output
    * pipes to close: `runtime create` hands its stdio to the container's init, which keeps
@@ -44,7 +46,9 @@ export function runCommand(file: string, args: readonly string[], options: Comma
     const child = spawn(file, args, {
       stdio: [options.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
       env: options.env ?? process.env,
-      ...(signal === undefined ? {} : { signal, killSignal: "SIGKILL" }),
+      killSignal: "SIGKILL",
+      ...(options.timeoutMs === undefined ? {} : { timeout: options.timeoutMs }),
+      ...(signal === undefined ? {} : { signal }),
     });
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
