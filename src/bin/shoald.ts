@@ -18,6 +18,7 @@ const program = new Command("shoald")
   .option(`${daemonSettings.advertiseAddr.flag} <host:port>`, "address other nodes use to reach this one (env SHOAL_ADVERTISE_ADDR)")
   .option(`${daemonSettings.apiListen.flag} <host:port>`, "also serve the REST API on TCP, unauthenticated (env SHOAL_API_LISTEN)")
   .option(`${daemonSettings.logLevel.flag} <level>`, "fatal|error|warn|info|debug|trace|silent (env SHOAL_LOG_LEVEL, default info)")
+  .option(`${daemonSettings.raftSnapshotInterval.flag} <entries>`, "raft entries between a manager's snapshots (env SHOAL_RAFT_SNAPSHOT_INTERVAL, default 10000)")
   .action(run);
 
 function flagSettings(options: Record<string, unknown>): DaemonSettings {

@@ -20,6 +20,8 @@ export interface DaemonConfig {
   /** Optional TCP address for the REST API. */
   readonly apiListen: HostPort | null;
   readonly logLevel: LogLevel;
+  /** Raft entries between a manager's snapshots (and log compactions); null = raft's default. */
+  readonly raftSnapshotInterval: number | null;
 }
 
 /** Every setting by its config-file key, with its flag and environment variable. */
@@ -31,6 +33,7 @@ export const daemonSettings = {
   advertiseAddr: { flag: "--advertise-addr", env: "SHOAL_ADVERTISE_ADDR", fallback: "" },
   apiListen: { flag: "--api-listen", env: "SHOAL_API_LISTEN", fallback: "" },
   logLevel: { flag: "--log-level", env: "SHOAL_LOG_LEVEL", fallback: "info" },
+  raftSnapshotInterval: { flag: "--raft-snapshot-interval", env: "SHOAL_RAFT_SNAPSHOT_INTERVAL", fallback: "" },
 } as const;
 
 export type DaemonSettingKey = keyof typeof daemonSettings;
@@ -97,6 +100,10 @@ export function resolveDaemonConfig(sources: {
   };
   const advertise = pick("advertiseAddr");
   const apiListen = pick("apiListen");
+  const snapshotInterval = pick("raftSnapshotInterval");
+  if (snapshotInterval !== "" && !/^[1-9]\d{0,8}$/u.test(snapshotInterval)) {
+    throw new InvalidArgumentError(`--raft-snapshot-interval "${snapshotInterval}" must be a whole number of raft entries, at least 1`);
+  }
   let logLevel: LogLevel;
   try {
     logLevel = parseLogLevel(pick("logLevel"));
@@ -111,5 +118,6 @@ export function resolveDaemonConfig(sources: {
     advertiseAddr: advertise === "" ? null : advertise,
     apiListen: apiListen === "" ? null : parseHostPort(apiListen, "--api-listen"),
     logLevel,
+    raftSnapshotInterval: snapshotInterval === "" ? null : Number(snapshotInterval),
   };
 }

@@ -129,6 +129,7 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
       localNodeId: nodeId,
       advertiseAddr: config.advertiseAddr,
       forward: injectExecutor(() => api.server?.app),
+      raftSnapshotInterval: config.raftSnapshotInterval,
     });
     closers.push(() => swarm.close());
     await swarm.start();

@@ -47,6 +47,8 @@ export interface SwarmNodeOptions {
   readonly advertiseAddr: string | null;
   /** Runs REST requests other managers forward to this one (fastify inject). */
   readonly forward: ForwardExecutor;
+  /** --raft-snapshot-interval: raft entries between snapshots; null = raft's default. */
+  readonly raftSnapshotInterval: number | null;
 }
 
 type SwarmState =
@@ -73,11 +75,19 @@ export class SwarmNode implements ClusterControl, ServiceLogSource {
     this.#log = options.logger.child({ component: "swarm" });
   }
 
+  /** What every manager start of this daemon shares: request forwarding and raft's snapshot pace. */
+  #managerRuntime(): { forward: ForwardExecutor; raftSnapshotEveryEntries?: number; raftSnapshotCatchUpEntries?: number } {
+    const interval = this.#options.raftSnapshotInterval;
+    if (interval === null) return { forward: this.#options.forward };
+    // Raft's default keeps half an interval of entries behind a snapshot for slow followers.
+    return { forward: this.#options.forward, raftSnapshotEveryEntries: interval, raftSnapshotCatchUpEntries: Math.floor(interval / 2) };
+  }
+
   /** Resumes the swarm role saved on disk (manager, else worker), or serves plain Health. */
   async start(options: { signal?: AbortSignal } = {}): Promise<void> {
     const { dataDir } = this.#options;
     if (await hasManagerState(dataDir, options)) {
-      const manager = await restartManager({ dataDir, logger: this.#options.logger, forward: this.#options.forward, ...options });
+      const manager = await restartManager({ dataDir, logger: this.#options.logger, ...this.#managerRuntime(), ...options });
       this.#options.grpc.preferPort(portOf(manager.advertiseAddress));
       await this.#becomeManager(manager);
       this.#startRoleWatch();
@@ -166,7 +176,7 @@ export class SwarmNode implements ClusterControl, ServiceLogSource {
         // Docker names the cluster "default" when the request does not.
         clusterSpec: { ...request.spec, name: typeof request.spec.name === "string" && request.spec.name !== "" ? request.spec.name : "default" },
         availability: request.availability,
-        forward: this.#options.forward,
+        ...this.#managerRuntime(),
         ...options,
       });
       await this.#becomeManager(manager);
@@ -204,7 +214,7 @@ export class SwarmNode implements ClusterControl, ServiceLogSource {
     } catch (error) {
       failure = error;
     }
-    const manager = await restartManager({ dataDir, logger: this.#options.logger, forward: this.#options.forward });
+    const manager = await restartManager({ dataDir, logger: this.#options.logger, ...this.#managerRuntime() });
     await this.#becomeManager(manager);
     if (forced === undefined) throw failure;
     // The one voter elects itself within an election timeout; writes answer only then.
@@ -231,7 +241,7 @@ export class SwarmNode implements ClusterControl, ServiceLogSource {
           remoteAddresses: request.remoteAddrs,
           joinToken: request.joinToken,
           credentials: { value: joined, address },
-          forward: this.#options.forward,
+          ...this.#managerRuntime(),
           ...options,
         });
         await this.#becomeManager(manager);
@@ -390,7 +400,7 @@ export class SwarmNode implements ClusterControl, ServiceLogSource {
       remoteAddresses: [promotion.address, ...worker.managers.filter((address) => address !== promotion.address)],
       joinToken: "",
       credentials: { value: promotion.credentials, address: promotion.address },
-      forward: this.#options.forward,
+      ...this.#managerRuntime(),
     });
     this.#state = { kind: "none" };
     await state.agent.stop();

@@ -33,6 +33,14 @@ test("an invalid log level is an InvalidArgumentError listing the valid ones", (
   assert.throws(() => resolveDaemonConfig({ flags: { logLevel: "loud" }, env: {}, file: {} }), /invalid log level "loud": use one of fatal, error/);
 });
 
+test("--raft-snapshot-interval takes a positive whole number; unset leaves raft's default", () => {
+  assert.equal(resolveDaemonConfig({ flags: {}, env: {}, file: {} }).raftSnapshotInterval, null);
+  assert.equal(resolveDaemonConfig({ flags: {}, env: { SHOAL_RAFT_SNAPSHOT_INTERVAL: "50" }, file: {} }).raftSnapshotInterval, 50);
+  for (const bad of ["0", "-3", "1.5", "lots"]) {
+    assert.throws(() => resolveDaemonConfig({ flags: { raftSnapshotInterval: bad }, env: {}, file: {} }), /--raft-snapshot-interval/);
+  }
+});
+
 test("config files: unknown keys and non-string values are refused", async () => {
   const dir = await mkdtemp(join(tmpdir(), "shoal-config-"));
   try {

@@ -1,6 +1,7 @@
 import { Option, type Command } from "commander";
 
 import { InvalidArgumentError } from "../../common/errors.js";
+import { DaemonResponseError } from "../client.js";
 import type { CliContext } from "../context.js";
 import { collect } from "../flags.js";
 import { formatBytes, formatTable, writeJson } from "../output.js";
@@ -114,12 +115,27 @@ export function updatedNodeSpec(current: JsonRecord, options: NodeUpdateOptions)
   };
 }
 
+/** Read-modify-write rounds a node update may lose to the cluster's own writes before it gives up. */
+export const nodeUpdateAttemptsMax = 5;
+
+/**
+ * Sets the fields `options` names on the node's spec. The cluster rewrites a node's status
+ * (sessions, heartbeat failures, role changes) between our read and our write; since the
+ * change only sets fields, a lost race (409) is retried on a fresh read.
+ */
 async function updateNode(context: CliContext, reference: string, options: NodeUpdateOptions): Promise<void> {
   const client = context.client();
-  const node = asRecord(await client.json("GET", `/nodes/${encodeURIComponent(reference)}`), "node");
-  const version = recordField(node, "Version")["Index"];
-  const body = updatedNodeSpec(recordField(node, "Spec"), options);
-  await client.json("POST", `/nodes/${encodeURIComponent(stringField(node, "ID"))}/update`, { query: { version: typeof version === "number" ? version : undefined }, body });
+  for (let attempt = 1; ; attempt += 1) {
+    const node = asRecord(await client.json("GET", `/nodes/${encodeURIComponent(reference)}`), "node");
+    const version = recordField(node, "Version")["Index"];
+    const body = updatedNodeSpec(recordField(node, "Spec"), options);
+    try {
+      await client.json("POST", `/nodes/${encodeURIComponent(stringField(node, "ID"))}/update`, { query: { version: typeof version === "number" ? version : undefined }, body });
+      return;
+    } catch (error) {
+      if (!(error instanceof DaemonResponseError && error.status === 409) || attempt >= nodeUpdateAttemptsMax) throw error;
+    }
+  }
 }
 
 async function eachNode(context: CliContext, references: readonly string[], act: (reference: string) => Promise<string>): Promise<void> {

@@ -32,6 +32,12 @@ import { encodeTask, parseNodeDescription, parseStatusUpdates } from "./wire.js"
 
 /** Heartbeats a node may miss before it is marked down (swarmkit's grace multiplier). */
 export const heartbeatGracePeriods = 3;
+/**
+ * Heartbeat periods a new leader waits for the nodes the store has as ready. Longer than
+ * heartbeatGracePeriods: a worker first has to notice that the old leader is gone (its
+ * heartbeat deadline, a session-open timeout, a follower's redirect, reconnect backoff).
+ */
+export const leaderStartGracePeriods = 6;
 /** Up to this fraction of the period is added at random, so workers do not beat in step. */
 export const heartbeatJitterFraction = 0.25;
 /** Trailing metadata key naming the leader when a follower refuses a call. */
@@ -182,7 +188,7 @@ class DispatcherImpl implements Dispatcher {
     this.#batcher = new StatusBatcher({ store: this.#store, clock: this.#clock, logger: this.#logger });
     const ready = this.#store.view((tx) => tx.find("node").filter((node) => node.status.state === "ready"));
     for (const node of ready) {
-      this.#nodes.set(node.id, this.#newNodeSession(node.id, ""));
+      this.#nodes.set(node.id, this.#newNodeSession(node.id, "", leaderStartGracePeriods));
     }
     this.#logger.info({ nodesAwaited: ready.length }, "dispatcher started");
   }
@@ -278,7 +284,7 @@ class DispatcherImpl implements Dispatcher {
     if (!this.running) throw new UnavailableError("this manager stopped dispatching while the session opened");
     const previous = this.#nodes.get(identity.nodeId);
     if (previous !== undefined) this.#endSession(previous, this.#failedPrecondition("a newer session of this node replaced this one"));
-    const session = this.#newNodeSession(identity.nodeId, this.#newSessionId());
+    const session = this.#newNodeSession(identity.nodeId, this.#newSessionId(), heartbeatGracePeriods);
     session.call = call;
     this.#nodes.set(identity.nodeId, session);
     call.on("cancelled", () => this.#sessionStreamEnded(session));
@@ -288,7 +294,7 @@ class DispatcherImpl implements Dispatcher {
     if (sessionStartedChannel.hasSubscribers) sessionStartedChannel.publish({ nodeId: identity.nodeId, sessionId: session.sessionId, addr });
   }
 
-  #newNodeSession(nodeId: string, sessionId: string): NodeSession {
+  #newNodeSession(nodeId: string, sessionId: string, gracePeriods: number): NodeSession {
     const session: NodeSession = {
       nodeId,
       sessionId,
@@ -298,7 +304,7 @@ class DispatcherImpl implements Dispatcher {
       cancelExpiry: () => undefined,
       managersSent: "",
     };
-    this.#armExpiry(session, this.#periodMs() * heartbeatGracePeriods);
+    this.#armExpiry(session, this.#periodMs() * gracePeriods);
     return session;
   }
 

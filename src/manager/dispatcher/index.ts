@@ -6,6 +6,7 @@ export {
   heartbeatGracePeriods,
   heartbeatJitterFraction,
   leaderAddressMetadataKey,
+  leaderStartGracePeriods,
   nodeDownChannel,
   sessionStartedChannel,
 } from "./dispatcher.js";

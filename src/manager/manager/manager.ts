@@ -45,6 +45,14 @@ import { createRaftProposer, ManagerStateMachine } from "./replicated-state.js";
 import { saveManagerState, type ManagerState, type SwarmPaths } from "./state-file.js";
 
 /**
+ * Raft ticks (100 ms each) before a follower that stopped hearing from its leader campaigns;
+ * the timeout is randomised over [8, 16) ticks. Below raft's default of 10 so that a dead
+ * leader is replaced well within 2 s; pre-vote and check-quorum keep a slow tick on a busy
+ * host from unseating a live leader.
+ */
+export const managerElectionTicks = 8;
+
+/**
  * A running manager: raft, the replicated store, the CA and, while it leads, the
  * orchestrators, scheduler, dispatcher and learner promotion. The daemon serves
  * grpcServices() on one mTLS server made with serverCredentials(), on the address this
@@ -221,7 +229,7 @@ export class ManagerImpl implements Manager {
       members: toRaftMembers(this.#directory.all()),
       bootstrap,
       ...(this.#runtime.raftTickMs === undefined ? {} : { tickMs: this.#runtime.raftTickMs }),
-      ...(this.#runtime.raftElectionTicks === undefined ? {} : { electionTicks: this.#runtime.raftElectionTicks }),
+      electionTicks: this.#runtime.raftElectionTicks ?? managerElectionTicks,
       ...(this.#runtime.raftSnapshotEveryEntries === undefined ? {} : { snapshotEveryEntries: this.#runtime.raftSnapshotEveryEntries }),
       ...(this.#runtime.raftSnapshotCatchUpEntries === undefined ? {} : { snapshotCatchUpEntries: this.#runtime.raftSnapshotCatchUpEntries }),
     });

@@ -7,7 +7,8 @@ import { describe, test, type TestContext } from "node:test";
 
 import { Command } from "commander";
 
-import { registerNodeCommands } from "../../../src/cli/commands/node.js";
+import { nodeUpdateAttemptsMax, registerNodeCommands } from "../../../src/cli/commands/node.js";
+import { ConflictError } from "../../../src/common/errors.js";
 import { registerServiceCommands } from "../../../src/cli/commands/service.js";
 import { registerSwarmCommands } from "../../../src/cli/commands/swarm.js";
 import { createCliContext } from "../../../src/cli/context.js";
@@ -81,8 +82,7 @@ function helloLogs(control: LocalClusterControl): ServiceLogSource {
   };
 }
 
-async function cli(t: TestContext) {
-  const control = new LocalClusterControl();
+async function cli(t: TestContext, control = new LocalClusterControl()) {
   const options = { control, logs: helloLogs(control) };
   const api = await createApiServer({
     logger: pino({ level: "silent" }),
@@ -172,6 +172,24 @@ describe("shoal swarm/node/service commands against the REST routes", () => {
     const pretty = await run("node", "inspect", "--pretty", "self");
     assert.match(pretty, /Availability:\t\tDrain/u);
     assert.match(pretty, / - zone=east/u);
+  });
+
+  test("node update retries a write that lost a race with the cluster's own node writes", async (t) => {
+    const control = new LocalClusterControl();
+    const { run } = await cli(t, control);
+    await run("swarm", "init");
+    const update = control.api.updateNode.bind(control.api);
+    let conflicts = 2;
+    control.api.updateNode = (reference, version, spec, options) => {
+      if (conflicts === 0) return update(reference, version, spec, options);
+      conflicts -= 1;
+      return Promise.reject(new ConflictError(`update out of sequence: node ${reference} changed meanwhile`));
+    };
+    await run("node", "update", "--availability", "pause", "host0");
+    assert.equal(conflicts, 0);
+    assert.match(await run("node", "inspect", "--pretty", "self"), /Availability:\t\tPause/u);
+    conflicts = nodeUpdateAttemptsMax;
+    await assert.rejects(() => run("node", "update", "--availability", "active", "host0"), /out of sequence/u);
   });
 
   test("errors from the daemon reach the user with its message", async (t) => {

@@ -7,7 +7,7 @@ import { systemClock, type Clock } from "../../../src/common/clock.js";
 import type { AssignmentsMessage__Output } from "../../../src/gen/shoal/v1/AssignmentsMessage.js";
 import type { DispatcherClient } from "../../../src/gen/shoal/v1/Dispatcher.js";
 import type { SessionMessage__Output } from "../../../src/gen/shoal/v1/SessionMessage.js";
-import { createDispatcher, leaderAddressMetadataKey } from "../../../src/manager/dispatcher/index.js";
+import { createDispatcher, leaderAddressMetadataKey, leaderStartGracePeriods } from "../../../src/manager/dispatcher/index.js";
 import { parseTask, type Task, type TaskState } from "../../../src/manager/objects/index.js";
 import { MemoryStore } from "../../../src/manager/store/index.js";
 import { startGrpcServer } from "../../../src/rpc/server.js";
@@ -209,7 +209,7 @@ test("a new leader marks ready nodes down when they do not open a session within
   const dispatcher = createDispatcher({ store, logger: silentLogger, identify: identifyByHeader, clock, heartbeatPeriodMs: 1_000, random: () => 0 });
   dispatcher.start();
   try {
-    clock.advance(2_999);
+    clock.advance(leaderStartGracePeriods * 1_000 - 1);
     assert.equal(store.view((tx) => tx.get("node", "node1"))?.status.state, "ready");
     clock.advance(1);
     await waitFor("node1 to be marked down", () => (store.view((tx) => tx.get("node", "node1"))?.status.state === "down" ? true : undefined));
