@@ -58,6 +58,11 @@ export interface Agent {
   readonly connectedTo: string | null;
   /** The node id the manager knows this node by, once a session opened. */
   readonly nodeId: string | null;
+  /**
+   * The highest manager raft term seen on a session or assignments message (kept in memory
+   * only: a restarted agent accepts the first leader it reaches, then fences from there).
+   */
+  readonly term: number;
   /** The tasks this agent runs, with their observed statuses. */
   tasks(): Task[];
 }
@@ -77,6 +82,7 @@ class AgentImpl implements Agent {
   #expectedSequence = 1;
   #connectedTo: string | null = null;
   #nodeId: string | null = null;
+  #term = 0;
   #unreportedWaiter: (() => void) | null = null;
   #stop: AbortController | null = null;
   #loop: Promise<void> | null = null;
@@ -102,6 +108,10 @@ class AgentImpl implements Agent {
 
   get nodeId(): string | null {
     return this.#nodeId;
+  }
+
+  get term(): number {
+    return this.#term;
   }
 
   tasks(): Task[] {
@@ -190,14 +200,21 @@ class AgentImpl implements Agent {
   #sessionPeer(address: string, onEstablished: () => void): SessionPeer {
     return {
       onEstablished: (message) => {
+        this.#fence(address, message.term, "session");
         onEstablished();
         this.#connectedTo = address;
         this.#nodeId = message.nodeId;
         this.#logger.info({ address, nodeId: message.nodeId, sessionId: message.sessionId }, "session opened");
         this.#onManagers(message);
       },
-      onManagers: (message) => this.#onManagers(message),
-      onAssignments: (message) => this.#onAssignments(message),
+      onManagers: (message) => {
+        this.#fence(address, message.term, "session");
+        this.#onManagers(message);
+      },
+      onAssignments: (message) => {
+        this.#fence(address, message.term, "assignments");
+        this.#onAssignments(message);
+      },
       waitForUnreported: (signal) => this.#waitForUnreported(signal),
       unreported: (limit) => this.#unreportedBatch(limit),
       acknowledge: (tasks) => this.#acknowledge(tasks),
@@ -215,6 +232,19 @@ class AgentImpl implements Agent {
     }
     this.#addressIndex = (this.#addressIndex + 1) % this.#addresses.length;
     this.#logger.warn({ address, err: errorMessage(error) }, "session with manager ended; trying the next manager");
+  }
+
+  /**
+   * Refuses a message from a leadership older than one already seen: that manager was
+   * deposed (a partition, a SIGSTOP beyond the election timeout) and may not command this
+   * node any more (issue 6). Throwing ends the session, so the agent moves to another manager.
+   */
+  #fence(address: string, term: number, kind: "session" | "assignments"): void {
+    if (term < this.#term) {
+      this.#logger.warn({ address, messageTerm: term, highestTerm: this.#term }, `refusing a ${kind} message of term ${term} from a deposed leader: term ${this.#term} was already seen`);
+      throw new FailedPreconditionError(`manager ${address} sent a ${kind} message of term ${term}, below term ${this.#term} already seen; it is no longer the leader`);
+    }
+    this.#term = term;
   }
 
   #onManagers(message: SessionMessage__Output): void {

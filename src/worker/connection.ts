@@ -27,7 +27,9 @@ export const statusReportUpdatesMax = 1_000;
 
 /** What the session asks of the agent. */
 export interface SessionPeer {
+  /** The session's first message; throwing ends the session before it is used (e.g. a stale term). */
   onEstablished(message: SessionMessage__Output): void;
+  /** A later session message; throwing ends the session (e.g. a stale term). */
   onManagers(message: SessionMessage__Output): void;
   /** Applies one assignments message; throwing ends the session (e.g. a sequence gap). */
   onAssignments(message: AssignmentsMessage__Output): void;
@@ -147,7 +149,13 @@ export async function runSession(options: SessionOptions): Promise<never> {
     const first = await firstMessage(sessionCall, clock, abort.signal);
     peer.onEstablished(first);
     const sessionId = first.sessionId;
-    sessionCall.on("data", (message: SessionMessage__Output) => peer.onManagers(message));
+    sessionCall.on("data", (message: SessionMessage__Output) => {
+      try {
+        peer.onManagers(message);
+      } catch (error) {
+        fail(error);
+      }
+    });
     sessionCall.on("error", fail);
     sessionCall.on("end", () => fail(new UnavailableError("the manager ended the session")));
     const assignments = client.Assignments({ sessionId }, metadata);

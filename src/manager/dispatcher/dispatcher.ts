@@ -79,6 +79,11 @@ export interface DispatcherOptions {
   randomBytes?: (size: number) => Uint8Array;
   /** Overrides the cluster spec's heartbeat period. */
   heartbeatPeriodMs?: number;
+  /**
+   * The raft term this manager was elected in, read once per start(). Every session and
+   * assignments message carries it, so workers refuse a deposed leader's commands (issue 6).
+   */
+  term?: () => number;
 }
 
 /**
@@ -157,9 +162,14 @@ class DispatcherImpl implements Dispatcher {
   readonly #random: () => number;
   readonly #newSessionId: () => string;
   readonly #heartbeatPeriodMs: number | undefined;
+  readonly #leaderTerm: () => number;
+  /** The term of the leadership being served; fixed from start() to stop(). */
+  #term = 0;
   readonly #proto: DispatcherProto;
   readonly #nodes = new Map<string, NodeSession>();
   readonly #writes = new Set<Promise<void>>();
+  /** Ends the watch for nodes that join while this dispatcher runs. */
+  #joinWatch: AbortController | null = null;
   #batcher: StatusBatcher | null = null;
 
   constructor(options: DispatcherOptions) {
@@ -172,6 +182,7 @@ class DispatcherImpl implements Dispatcher {
     this.#random = options.random ?? Math.random;
     this.#newSessionId = createIdGenerator(options.randomBytes ?? cryptoRandomBytes);
     this.#heartbeatPeriodMs = options.heartbeatPeriodMs;
+    this.#leaderTerm = options.term ?? (() => 0);
     this.#proto = loadProto<DispatcherProto>("shoal/v1/dispatcher.proto");
   }
 
@@ -185,18 +196,37 @@ class DispatcherImpl implements Dispatcher {
 
   start(): void {
     if (this.#batcher !== null) return;
+    this.#term = this.#leaderTerm();
     this.#batcher = new StatusBatcher({ store: this.#store, clock: this.#clock, logger: this.#logger });
-    const ready = this.#store.view((tx) => tx.find("node").filter((node) => node.status.state === "ready"));
-    for (const node of ready) {
+    // Ready nodes beat to the previous leader; unknown ones joined and never opened a session.
+    const awaited = this.#store.view((tx) => tx.find("node").filter((node) => node.status.state === "ready" || node.status.state === "unknown"));
+    for (const node of awaited) {
       this.#nodes.set(node.id, this.#newNodeSession(node.id, "", leaderStartGracePeriods));
     }
-    this.#logger.info({ nodesAwaited: ready.length }, "dispatcher started");
+    this.#joinWatch = new AbortController();
+    void this.#track(this.#awaitJoiningNodes(this.#joinWatch.signal));
+    this.#logger.info({ nodesAwaited: awaited.length, term: this.#term }, "dispatcher started");
+  }
+
+  /**
+   * A node the CA registers while this dispatcher runs gets as long as a new leader gives
+   * its nodes to open its first session; one that never does is marked down, so it can be
+   * removed without --force.
+   */
+  async #awaitJoiningNodes(signal: AbortSignal): Promise<void> {
+    const joined = this.#store.watch({ signal, filter: (event) => event.type === "created" && event.kind === "node" });
+    for await (const event of joined) {
+      if (event.type !== "created" || event.kind !== "node" || this.#nodes.has(event.object.id)) continue;
+      this.#nodes.set(event.object.id, this.#newNodeSession(event.object.id, "", leaderStartGracePeriods));
+    }
   }
 
   async stop(): Promise<void> {
     const batcher = this.#batcher;
     if (batcher === null) return;
     this.#batcher = null;
+    this.#joinWatch?.abort();
+    this.#joinWatch = null;
     for (const session of [...this.#nodes.values()]) this.#endSession(session, this.#unavailable("this manager stopped dispatching"));
     this.#nodes.clear();
     await batcher.close();
@@ -318,7 +348,7 @@ class DispatcherImpl implements Dispatcher {
     const encoded = JSON.stringify(managers);
     if (session.call === null || encoded === session.managersSent) return;
     session.managersSent = encoded;
-    session.call.write({ sessionId: session.sessionId, nodeId: session.nodeId, managers });
+    session.call.write({ sessionId: session.sessionId, nodeId: session.nodeId, managers, term: this.#term });
   }
 
   #sessionStreamEnded(session: NodeSession): void {
@@ -404,9 +434,10 @@ class DispatcherImpl implements Dispatcher {
     session.streams.add(call);
     const set = new AssignmentSet(nodeId);
     let sequence = 0;
-    const send = async (message: Omit<AssignmentsMessage, "sequence">): Promise<void> => {
+    const term = this.#term;
+    const send = async (message: Omit<AssignmentsMessage, "sequence" | "term">): Promise<void> => {
       sequence += 1;
-      if (!call.write({ ...message, sequence })) await once(call, "drain", { signal: abort.signal });
+      if (!call.write({ ...message, sequence, term })) await once(call, "drain", { signal: abort.signal });
     };
     try {
       const { result, events } = this.#store.viewAndWatch((tx) => assignedTasks(tx, nodeId), {

@@ -25,7 +25,7 @@ interface Term {
 export class LeadershipRunner {
   readonly #raftNode: RaftNode;
   readonly #components: readonly TermComponent[];
-  readonly #onTermStart: () => void;
+  readonly #onTermStart: (term: number) => void;
   readonly #onTermEnd: () => Promise<void>;
   readonly #clock: Clock;
   readonly #logger: Logger;
@@ -39,8 +39,8 @@ export class LeadershipRunner {
   constructor(options: {
     raftNode: RaftNode;
     components: readonly TermComponent[];
-    /** Called once the term is confirmed, before the components start (the dispatcher's start). */
-    onTermStart: () => void;
+    /** Called with the term once it is confirmed, before the components start (the dispatcher's start). */
+    onTermStart: (term: number) => void;
     /** Called after the components stopped (the dispatcher's stop). */
     onTermEnd: () => Promise<void>;
     clock: Clock;
@@ -128,7 +128,7 @@ export class LeadershipRunner {
   async #runTerm(term: number, signal: AbortSignal): Promise<void> {
     if (signal.aborted || !(await this.#confirm(signal))) return;
     this.#logger.info({ term }, "leading: starting the orchestrators, scheduler, dispatcher and member reconciler");
-    this.#onTermStart();
+    this.#onTermStart(term);
     this.#ready = true;
     for (const waiter of [...this.#readyWaiters]) {
       this.#readyWaiters.delete(waiter);

@@ -159,6 +159,8 @@ export class ManagerImpl implements Manager {
   #forward: ForwardExecutor | null;
   #services: GrpcService[] = [];
   #closing: Promise<void> | null = null;
+  /** The raft term this manager was last confirmed leader in; stamped on what the dispatcher sends. */
+  #leaderTerm = 0;
 
   private constructor(input: ManagerStartInput, runtime: ManagerRuntimeOptions) {
     const { state } = input;
@@ -193,6 +195,7 @@ export class ManagerImpl implements Manager {
       },
       leaderAddress: () => this.leaderAddress() ?? null,
       managers: () => this.#directory.active().map((member) => ({ nodeId: member.nodeId, addr: member.address })),
+      term: () => this.#leaderTerm,
     });
   }
 
@@ -257,7 +260,10 @@ export class ManagerImpl implements Manager {
         (signal) => new Allocator({ store: this.store, logger, clock }).run(signal),
         (signal) => members.run(signal),
       ],
-      onTermStart: () => this.#dispatcher.start(),
+      onTermStart: (term) => {
+        this.#leaderTerm = term;
+        this.#dispatcher.start();
+      },
       onTermEnd: () => this.#dispatcher.stop(),
     });
     this.#leadership = leadership;

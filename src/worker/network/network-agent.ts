@@ -291,6 +291,9 @@ export function withNetworkAgent(agent: Agent, options: Pick<NetworkAgentOptions
     get nodeId() {
       return agent.nodeId;
     },
+    get term() {
+      return agent.term;
+    },
     tasks: () => agent.tasks(),
   };
 }

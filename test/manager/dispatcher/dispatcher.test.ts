@@ -218,6 +218,26 @@ test("a new leader marks ready nodes down when they do not open a session within
   }
 });
 
+test("a node that joins while the dispatcher runs and never opens a session is marked down", async () => {
+  const clock = new FakeClock();
+  const store = new MemoryStore({ proposer: null, logger: silentLogger, clock });
+  const dispatcher = createDispatcher({ store, logger: silentLogger, identify: identifyByHeader, clock, heartbeatPeriodMs: 1_000, random: () => 0 });
+  dispatcher.start();
+  try {
+    await store.update((tx) => {
+      const node = newNode("joined", "host9");
+      tx.create("node", { ...node, status: { ...node.status, state: "unknown" } });
+    });
+    // The watch delivers the creation asynchronously: fake time moves on while we wait.
+    await waitFor("the never-connected node to be marked down", () => {
+      clock.advance(1_000);
+      return store.view((tx) => tx.get("node", "joined"))?.status.state === "down" ? true : undefined;
+    });
+  } finally {
+    await dispatcher.stop();
+  }
+});
+
 test("a node whose session stream ends is marked down after the grace unless it opens a new one", async (t) => {
   const clock = new FakeClock();
   const { manager: started, client } = await manager(t, { clock, heartbeatPeriodMs: 1_000 });
@@ -241,4 +261,37 @@ test("the heartbeat period is jittered by the injected randomness", async (t) =>
   });
   const { sessionId } = await openSession(t, client, "node1");
   assert.deepEqual(await heartbeat(client, "node1", sessionId), { periodMs: 1_249 });
+});
+
+test("session and assignments messages carry the term the dispatcher was started in", async (t) => {
+  let term = 7;
+  const started = await startManager({ clock: systemClock, heartbeatPeriodMs: 1_000, term: () => term });
+  const client = dispatcherClient(started.address);
+  defer(t, async () => {
+    client.close();
+    await started.close();
+  });
+  await seedTasks(started.store, [{ id: "t1", nodeId: "node1" }]);
+  const { sessionId, session } = await openSession(t, client, "node1");
+  assert.equal(session.messages[0]?.term, 7);
+  const assignments = new StreamRecorder(client.Assignments({ sessionId }, nodeMetadata("node1")));
+  defer(t, () => assignments.call.cancel());
+  await waitFor("the complete set", () => assignments.messages[0]);
+  // A term change without a new start() is not this leadership's: messages keep the term it was elected in.
+  term = 8;
+  await seedTasks(started.store, [{ id: "t2", nodeId: "node1" }]);
+  await waitFor("the delta", () => assignments.messages[1]);
+  assert.deepEqual(
+    assignments.messages.map((message) => [message.type, message.term]),
+    [
+      ["COMPLETE", 7],
+      ["INCREMENTAL", 7],
+    ],
+  );
+
+  await started.dispatcher.stop();
+  term = 9;
+  started.dispatcher.start();
+  const next = await openSession(t, client, "node1");
+  assert.equal(next.session.messages[0]?.term, 9);
 });
