@@ -7,8 +7,8 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
 import { asArray, asRecord, numberField, recordField, stringField } from "../../src/cli/parse.js";
-import { shoalPath, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
-import { run, type RunResult } from "../helpers/run.js";
+import { shoal, shoalOk, shoalPath, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { run } from "../helpers/run.js";
 import { waitFor } from "../helpers/wait.js";
 
 const rootReason = process.getuid?.() === 0 ? false : "needs root (mounts, namespaces, cgroups)";
@@ -17,16 +17,6 @@ const dockerCli = "/usr/local/bin/docker";
 const service = "lg";
 // Each task says hello once, on stderr too, then ticks every 300 ms so that --follow sees new lines.
 const script = 'echo "hello from $HOSTNAME"; echo "oops on stderr" >&2; i=0; while true; do i=$((i+1)); echo "tick $i"; sleep 0.3; done';
-
-function shoal(daemon: TestDaemon, ...args: string[]): Promise<RunResult> {
-  return run(process.execPath, [shoalPath, "-H", daemon.host, ...args], { timeoutMs: 60_000 });
-}
-
-async function shoalOk(daemon: TestDaemon, ...args: string[]): Promise<string> {
-  const result = await shoal(daemon, ...args);
-  assert.equal(result.code, 0, `shoal ${args.join(" ")}: ${result.stderr}`);
-  return result.stdout;
-}
 
 interface RunningTask {
   id: string;

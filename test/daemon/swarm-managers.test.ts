@@ -3,21 +3,10 @@ import { rm } from "node:fs/promises";
 import { after, before, describe, test } from "node:test";
 
 import { asArray, asRecord, stringField } from "../../src/cli/parse.js";
-import { shoalPath, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
-import { run, type RunResult } from "../helpers/run.js";
+import { shoal, shoalOk, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
 import { waitFor } from "../helpers/wait.js";
 
 const rootReason = process.getuid?.() === 0 ? false : "needs root (mounts, namespaces, cgroups)";
-
-function shoal(daemon: TestDaemon, ...args: string[]): Promise<RunResult> {
-  return run(process.execPath, [shoalPath, "-H", daemon.host, ...args], { timeoutMs: 90_000 });
-}
-
-async function shoalOk(daemon: TestDaemon, ...args: string[]): Promise<string> {
-  const result = await shoal(daemon, ...args);
-  assert.equal(result.code, 0, `shoal ${args.join(" ")}: ${result.stderr}`);
-  return result.stdout;
-}
 
 async function swarmInfo(daemon: TestDaemon): Promise<Record<string, unknown>> {
   return asRecord(asRecord(await daemon.client().json("GET", "/info"), "info")["Swarm"], "Swarm");

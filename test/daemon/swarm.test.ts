@@ -4,7 +4,7 @@ import { rm } from "node:fs/promises";
 import { after, before, describe, test } from "node:test";
 
 import { asArray, asRecord, stringField } from "../../src/cli/parse.js";
-import { shoalPath, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { shoal, shoalOk, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
 import { run, type RunResult } from "../helpers/run.js";
 import { waitFor } from "../helpers/wait.js";
 
@@ -12,16 +12,6 @@ const dockerCli = "/usr/local/bin/docker";
 const rootReason = process.getuid?.() === 0 ? false : "needs root (mounts, namespaces, cgroups)";
 // Generous on a loaded 2-core machine: a task start is a runc create under conmon.
 const convergeTimeoutMs = 90_000;
-
-function shoal(daemon: TestDaemon, ...args: string[]): Promise<RunResult> {
-  return run(process.execPath, [shoalPath, "-H", daemon.host, ...args], { timeoutMs: 90_000 });
-}
-
-async function shoalOk(daemon: TestDaemon, ...args: string[]): Promise<string> {
-  const result = await shoal(daemon, ...args);
-  assert.equal(result.code, 0, `shoal ${args.join(" ")}: ${result.stderr}`);
-  return result.stdout;
-}
 
 /** Running tasks (desired and observed) of a service, counted per node id. */
 async function runningPerNode(manager: TestDaemon, serviceName: string): Promise<Map<string, number>> {

@@ -7,10 +7,23 @@ import { fileURLToPath } from "node:url";
 
 import { ApiClient } from "../../src/cli/client.js";
 import { asArray, asRecord, stringField } from "../../src/cli/parse.js";
+import { run, type RunResult } from "./run.js";
 import { waitFor } from "./wait.js";
 
 export const shoaldPath = fileURLToPath(new URL("../../src/bin/shoald.js", import.meta.url));
 export const shoalPath = fileURLToPath(new URL("../../src/bin/shoal.js", import.meta.url));
+
+/** Runs the `shoal` CLI against `daemon`. */
+export function shoal(daemon: Pick<TestDaemon, "host">, ...args: string[]): Promise<RunResult> {
+  return run(process.execPath, [shoalPath, "-H", daemon.host, ...args], { timeoutMs: 90_000 });
+}
+
+/** Runs the `shoal` CLI against `daemon` and returns its stdout; a non-zero exit fails the test with its stderr. */
+export async function shoalOk(daemon: Pick<TestDaemon, "host">, ...args: string[]): Promise<string> {
+  const result = await shoal(daemon, ...args);
+  if (result.code !== 0) throw new Error(`shoal ${args.join(" ")} exited ${result.code}: ${result.stderr}`);
+  return result.stdout;
+}
 
 export interface TestDaemon {
   readonly dir: string;

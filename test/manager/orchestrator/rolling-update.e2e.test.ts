@@ -2,8 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 
 import { asArray, asRecord, numberField, recordField, stringField, type JsonRecord } from "../../../src/cli/parse.js";
-import { shoalPath, startTestDaemon, type TestDaemon } from "../../helpers/daemon.js";
-import { run, type RunResult } from "../../helpers/run.js";
+import { shoal, shoalOk, startTestDaemon, type TestDaemon } from "../../helpers/daemon.js";
 import { waitFor } from "../../helpers/wait.js";
 
 /**
@@ -17,16 +16,6 @@ const rootReason = process.getuid?.() === 0 ? false : "needs root (mounts, names
 // Generous on a loaded 2-core machine: each task start is a runc create under conmon.
 const rolloutTimeoutMs = 120_000;
 const sampleIntervalMs = 100;
-
-function shoal(daemon: TestDaemon, ...args: string[]): Promise<RunResult> {
-  return run(process.execPath, [shoalPath, "-H", daemon.host, ...args], { timeoutMs: 90_000 });
-}
-
-async function shoalOk(daemon: TestDaemon, ...args: string[]): Promise<string> {
-  const result = await shoal(daemon, ...args);
-  assert.equal(result.code, 0, `shoal ${args.join(" ")}: ${result.stderr}`);
-  return result.stdout;
-}
 
 async function serviceOf(manager: TestDaemon, name: string): Promise<JsonRecord> {
   return asRecord(await manager.client().json("GET", `/services/${name}`), "service");
