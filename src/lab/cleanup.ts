@@ -159,7 +159,7 @@ export async function removeLab(name: string, options: { logger: Logger; clock: 
     return undefined;
   });
   const hostNetns = [...new Set([...(state?.hosts.map((host) => host.netns) ?? []), ...(await labNetnsNames(name))])];
-  for (const host of state?.hosts ?? []) if (host.pid !== null) signalProcess(host.pid, "SIGKILL");
+  // Processes are found by namespace, not by the pids in state.json: after a crash those may name someone else's process.
   const ids = await engineIds(state);
   await killNamespaceProcesses(await namespaceInodes(hostNetns), options.clock);
   await deleteRuntimeContainers(state, options.logger);
