@@ -18,29 +18,34 @@ export interface Clock {
 /** Node's timers hold at most 2^31 - 1 ms (about 24.8 days); a longer delay fires after 1 ms. */
 export const timerDelayMsMax = 2 ** 31 - 1;
 
+/**
+ * Clock.sleep for any clock: resolves when the clock's timer fires, rejects with
+ * CancelledError when `signal` fires first (and cancels the timer).
+ */
+export function sleepOnTimer(clock: Pick<Clock, "setTimer">, ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (signal?.aborted === true) return Promise.reject(new CancelledError("sleep cancelled", { cause: signal.reason }));
+  return new Promise((resolve, reject) => {
+    const cancel = clock.setTimer(ms, () => {
+      listener?.[Symbol.dispose]();
+      resolve();
+    });
+    const listener =
+      signal === undefined
+        ? undefined
+        : addAbortListener(signal, () => {
+            cancel();
+            reject(new CancelledError("sleep cancelled", { cause: signal.reason }));
+          });
+  });
+}
+
 class SystemClock implements Clock {
   now(): number {
     return Date.now();
   }
 
   sleep(ms: number, options: { signal?: AbortSignal } = {}): Promise<void> {
-    const { signal } = options;
-    if (signal?.aborted === true) {
-      return Promise.reject(new CancelledError("sleep cancelled", { cause: signal.reason }));
-    }
-    return new Promise((resolve, reject) => {
-      const cancel = this.setTimer(ms, () => {
-        listener?.[Symbol.dispose]();
-        resolve();
-      });
-      const listener =
-        signal === undefined
-          ? undefined
-          : addAbortListener(signal, () => {
-              cancel();
-              reject(new CancelledError("sleep cancelled", { cause: signal.reason }));
-            });
-    });
+    return sleepOnTimer(this, ms, options.signal);
   }
 
   /** Delays beyond timerDelayMsMax (certificate renewal waits weeks) are waited in steps. */

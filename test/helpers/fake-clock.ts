@@ -1,7 +1,4 @@
-import { addAbortListener } from "node:events";
-
-import type { Clock } from "../../src/common/clock.js";
-import { CancelledError } from "../../src/common/errors.js";
+import { sleepOnTimer, type Clock } from "../../src/common/clock.js";
 
 interface FakeTimer {
   dueAt: number;
@@ -47,21 +44,7 @@ export class FakeClock implements Clock {
   }
 
   sleep(ms: number, options: { signal?: AbortSignal } = {}): Promise<void> {
-    const { signal } = options;
-    if (signal?.aborted === true) return Promise.reject(new CancelledError("sleep cancelled", { cause: signal.reason }));
-    return new Promise((resolve, reject) => {
-      const cancel = this.setTimer(ms, () => {
-        listener?.[Symbol.dispose]();
-        resolve();
-      });
-      const listener =
-        signal === undefined
-          ? undefined
-          : addAbortListener(signal, () => {
-              cancel();
-              reject(new CancelledError("sleep cancelled", { cause: signal.reason }));
-            });
-    });
+    return sleepOnTimer(this, ms, options.signal);
   }
 
   /**

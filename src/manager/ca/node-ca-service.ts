@@ -135,7 +135,9 @@ class NodeCaIssuer {
       addresses: parsed.addresses,
       validityMs: cluster.spec.nodeCertExpiryMs,
     });
-    this.#logger.info({ nodeId, role, renewal: parsed.token === "" }, "node certificate issued");
+    // Workers renew every few seconds to learn a promotion: only joins are worth info.
+    if (parsed.token === "") this.#logger.debug({ nodeId, role, renewal: true }, "node certificate issued");
+    else this.#logger.info({ nodeId, role, renewal: false }, "node certificate issued");
     return { nodeId, role, clusterId: cluster.id, certificateChain: certPem + authority.certPem, rootCaCertificate: authority.certPem };
   }
 
