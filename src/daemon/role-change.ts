@@ -1,22 +1,86 @@
-import { FailedPreconditionError, UnavailableError, errorMessage } from "../common/errors.js";
+import { CancelledError, FailedPreconditionError, UnavailableError, errorMessage } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
 import type { ContainerService } from "../engine/index.js";
 import { renewNodeCertificate, type NodeCredentials } from "../manager/ca/index.js";
 import { hostOfAddress, type Manager } from "../manager/manager/index.js";
+import type { NodeRole } from "../manager/objects/index.js";
 import type { TlsMaterial } from "../rpc/tls/index.js";
 
-/** How often a manager reads its own Node from its store replica to notice `node demote` (free). */
-export const managerRoleCheckIntervalMs = 2_000;
 /**
- * How often a worker asks a manager's NodeCA for a renewed certificate, which carries the
- * role the cluster wants (swarmkit learns promotions the same way): one signature each.
+ * After a role change that could not be carried out (no manager answered, the CA's replica
+ * did not have the new role yet, raft refused), the next attempt waits this long, doubling
+ * up to roleRetryDelayMsMax. Role changes are otherwise driven by events, never by a timer.
  */
-export const workerRoleCheckIntervalMs = 4_000;
+export const roleRetryDelayMsMin = 250;
+export const roleRetryDelayMsMax = 4_000;
+
+/** The retry delay after `failures` consecutive failed attempts (0 for none). */
+export function roleRetryDelayMs(failures: number): number {
+  if (failures <= 0) return 0;
+  return Math.min(roleRetryDelayMsMax, roleRetryDelayMsMin * 2 ** Math.min(failures - 1, 16));
+}
+
+/**
+ * The latest role the cluster wants for this node, as the dispatcher's session messages
+ * tell the agent; waiters wake when it is set.
+ */
+export class DesiredRole {
+  #role: NodeRole | null = null;
+  readonly #waiters = new Set<() => void>();
+
+  set(role: NodeRole): void {
+    this.#role = role;
+    for (const wake of [...this.#waiters]) wake();
+  }
+
+  /** Resolves once the desired role is `role` (at once when it already is); CancelledError on abort. */
+  waitFor(role: NodeRole, signal: AbortSignal): Promise<void> {
+    if (this.#role === role) return Promise.resolve();
+    if (signal.aborted) return Promise.reject(new CancelledError("stopped waiting for a role change"));
+    return new Promise((resolve, reject) => {
+      const finish = (): void => {
+        this.#waiters.delete(check);
+        signal.removeEventListener("abort", onAbort);
+      };
+      const check = (): void => {
+        if (this.#role !== role) return;
+        finish();
+        resolve();
+      };
+      const onAbort = (): void => {
+        finish();
+        reject(new CancelledError("stopped waiting for a role change"));
+      };
+      this.#waiters.add(check);
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+}
 
 /** Whether `node demote` reached this manager: its Node's spec now says worker. */
-export function managerDemoted(manager: Manager): boolean {
+export function managerDemoted(manager: Pick<Manager, "store" | "nodeId">): boolean {
   const node = manager.store.view((tx) => tx.get("node", manager.nodeId));
   return node?.spec.role === "worker";
+}
+
+/**
+ * Resolves once this manager's store replica says it was demoted (at once when it already
+ * does), reacting to the store's change events. CancelledError when `signal` fires first;
+ * the watch's own failure (it fell behind) is thrown as it is.
+ */
+export async function waitForDemotion(manager: Pick<Manager, "store" | "nodeId">, signal: AbortSignal): Promise<void> {
+  const { result, events } = manager.store.viewAndWatch((tx) => tx.get("node", manager.nodeId)?.spec.role === "worker", {
+    signal,
+    filter: (event) => event.type === "restored" || (event.type !== "commit" && event.kind === "node" && event.object.id === manager.nodeId),
+  });
+  if (result) {
+    await events.return?.();
+    return;
+  }
+  for await (const _event of events) {
+    if (managerDemoted(manager)) return;
+  }
+  throw new CancelledError("stopped watching for a demotion");
 }
 
 /** Managers other than this one, by address, to reconnect to as a worker. */
@@ -62,15 +126,22 @@ export async function renewFromFirstManager(options: {
   throw lastError;
 }
 
-/** A worker's check: manager credentials when the cluster promoted it, else undefined. */
+/**
+ * A promoted worker's manager credentials: one renewal, first from the manager it holds its
+ * session with (the leader, whose store the promotion was committed to). UnavailableError
+ * when the CA still issued a worker certificate (a lagging replica answered): try again later.
+ */
 export async function workerPromotion(options: {
   managers: readonly string[];
   current: TlsMaterial;
   host: string;
   signal: AbortSignal;
-}): Promise<Promotion | undefined> {
+}): Promise<Promotion> {
   const answer = await renewFromFirstManager(options);
-  return answer.credentials.identity.role === "manager" ? answer : undefined;
+  if (answer.credentials.identity.role !== "manager") {
+    throw new UnavailableError(`the cluster wants this node as a manager, but the CA at ${answer.address} still issued a worker certificate`);
+  }
+  return answer;
 }
 
 /**
@@ -90,33 +161,35 @@ export async function demotedCredentials(manager: Manager): Promise<NodeCredenti
 }
 
 /**
- * Runs `probe` every `intervalMs` until it reports a change (then hands it to `onChange`
- * and ends) or `signal` fires. A failing probe is logged and tried again.
+ * Waits for `wake` (an event saying the role changed), then runs `probe`, which carries out
+ * what the change needs before it can be applied (e.g. fetching a certificate); its result
+ * goes to `onChange` and the watch ends. A failing `wake` or `probe` is logged and retried
+ * after roleRetryDelayMs, growing with each failure; `failures` counts earlier failed role
+ * changes, so that a change that keeps failing is not retried in a tight loop either.
  */
 export async function watchRole<T>(options: {
-  intervalMs: number;
-  probe: (signal: AbortSignal) => Promise<T | undefined> | T | undefined;
+  wake: (signal: AbortSignal) => Promise<void>;
+  probe: (signal: AbortSignal) => Promise<T> | T;
   onChange: (change: T) => void;
+  failures: number;
   sleep: (ms: number, options: { signal: AbortSignal }) => Promise<void>;
   logger: Logger;
   signal: AbortSignal;
 }): Promise<void> {
   const { signal } = options;
+  let failures = options.failures;
   while (!signal.aborted) {
     try {
-      await options.sleep(options.intervalMs, { signal });
-    } catch {
-      // aborted: the loop condition ends it
-      continue;
-    }
-    try {
+      const delayMs = roleRetryDelayMs(failures);
+      if (delayMs > 0) await options.sleep(delayMs, { signal });
+      await options.wake(signal);
       const change = await options.probe(signal);
-      if (change !== undefined) {
-        options.onChange(change);
-        return;
-      }
+      options.onChange(change);
+      return;
     } catch (error) {
-      if (!signal.aborted) options.logger.debug({ err: errorMessage(error) }, "role check failed; retrying");
+      if (signal.aborted) return;
+      failures += 1;
+      options.logger.warn({ err: errorMessage(error), retryInMs: roleRetryDelayMs(failures) }, "could not carry out a role change; retrying");
     }
   }
 }

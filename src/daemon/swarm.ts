@@ -10,7 +10,7 @@ import { notManagerMessages } from "../manager/controlapi/index.js";
 import type { ClusterControl, ControlApi, ManagerStatus, SwarmInitRequest, SwarmJoinRequest, SwarmMembership } from "../manager/controlapi/index.js";
 import { forceNewManagerCluster, hasManagerState, hostOfAddress, initManager, joinManager, restartManager } from "../manager/manager/index.js";
 import type { ForcedCluster, ForwardedRequest, ForwardedResponse, ForwardExecutor, Manager } from "../manager/manager/index.js";
-import type { JoinTokens, NodeRole } from "../manager/objects/index.js";
+import type { JoinTokens, NodeAvailability, NodeRole } from "../manager/objects/index.js";
 import { createManagerLogs, type ManagerLogs } from "../manager/logbroker/index.js";
 import type { LogSelector, ServiceLogMessage, ServiceLogOptions, ServiceLogSource } from "../api/docker-swarm/index.js";
 import { channelCredentials } from "../rpc/tls/index.js";
@@ -19,14 +19,14 @@ import { withNetworkAgent } from "../worker/network/index.js";
 import type { SwarmInfo } from "../api/system-info.js";
 import type { GrpcEndpoint } from "./grpc-endpoint.js";
 import {
+  DesiredRole,
   demotedCredentials,
   managerDemoted,
-  managerRoleCheckIntervalMs,
   otherManagerAddresses,
   removeTaskContainers,
+  waitForDemotion,
   watchRole,
   workerPromotion,
-  workerRoleCheckIntervalMs,
   type Promotion,
 } from "./role-change.js";
 import { loadWorkerState, removeWorkerState, saveWorkerState, type WorkerSwarmState } from "./worker-state.js";
@@ -69,6 +69,12 @@ export class SwarmNode implements ClusterControl, ServiceLogSource {
   #transition: Promise<unknown> = Promise.resolve();
   #closed = false;
   #roleWatch: { readonly controller: AbortController; readonly done: Promise<void> } | null = null;
+  /** What the current agent's sessions say the cluster wants this node to be. */
+  #desiredRole = new DesiredRole();
+  /** Role changes that failed in a row; the next attempt backs off accordingly. */
+  #roleChangeFailures = 0;
+  /** Every manager's reachability as the leader last told the current agent's session. */
+  #leaderReachability: ReadonlyMap<string, ManagerStatus["reachability"]> = new Map();
 
   constructor(options: SwarmNodeOptions) {
     this.#options = options;
@@ -244,14 +250,14 @@ export class SwarmNode implements ClusterControl, ServiceLogSource {
           ...this.#managerRuntime(),
           ...options,
         });
-        await this.#becomeManager(manager);
+        await this.#becomeManager(manager, request.availability);
         await this.#waitForLeader(manager, options.signal);
         this.#log.info({ nodeId: manager.nodeId, clusterId: manager.clusterId }, "joined the swarm as a manager");
         return;
       }
       const { nodeId, clusterId } = joined.identity;
       await saveWorkerState(this.#options.dataDir, { nodeId, clusterId, managers: request.remoteAddrs, material: joined });
-      const agent = await this.#startAgent(nodeId, request.remoteAddrs, channelCredentials({ ...joined, clusterId }));
+      const agent = await this.#startAgent(nodeId, request.remoteAddrs, channelCredentials({ ...joined, clusterId }), request.availability);
       this.#state = { kind: "worker", nodeId, clusterId, agent };
       this.#log.info({ nodeId, clusterId }, "joined the swarm as a worker");
     });
@@ -294,8 +300,17 @@ export class SwarmNode implements ClusterControl, ServiceLogSource {
     return this.#manager().rotateJoinToken(role, options);
   }
 
+  /**
+   * The manager's own view, which is first-hand only for itself and (on a follower) the
+   * leader; for the other managers a follower shows what the leader reported on its
+   * agent's live session, as swarm's followers show the leader's view.
+   */
   managerStatus(nodeId: string): ManagerStatus | undefined {
-    return this.#state.kind === "manager" ? this.#state.manager.managerStatus(nodeId) : undefined;
+    const state = this.#state;
+    if (state.kind !== "manager") return undefined;
+    const status = state.manager.managerStatus(nodeId);
+    if (status?.reachability !== "unknown" || state.agent.connectedTo === null) return status;
+    return { ...status, reachability: this.#leaderReachability.get(nodeId) ?? "unknown" };
   }
 
   /** Stops the agent and the manager; swarm state stays on disk for the next start. Idempotent. */
@@ -328,35 +343,55 @@ export class SwarmNode implements ClusterControl, ServiceLogSource {
     return next;
   }
 
-  /** Watches for `node promote` (a worker) or `node demote` (a manager) and carries it out. */
+  /**
+   * Carries out `node promote` (a worker) or `node demote` (a manager) as soon as it is
+   * known: a worker hears its desired role from its session with the leader, a manager
+   * from its own store replica's change events. Neither polls.
+   */
   #startRoleWatch(): void {
     const state = this.#state;
     if (state.kind === "none" || this.#roleWatch !== null) return;
     const controller = new AbortController();
     const { clock, dataDir } = this.#options;
-    const onError = (error: unknown): void => this.#log.warn({ err: errorMessage(error) }, "the role change failed; it is retried");
-    const sleep = (ms: number, options: { signal: AbortSignal }): Promise<void> => clock.sleep(ms, options);
+    // The count is updated inside the transition, before #serialise starts the next watch with it.
+    const carryOut = (change: () => Promise<void>): void => {
+      this.#serialise(async () => {
+        try {
+          await change();
+          this.#roleChangeFailures = 0;
+        } catch (error) {
+          this.#roleChangeFailures += 1;
+          throw error;
+        }
+      }).catch((error: unknown) => this.#log.warn({ err: errorMessage(error), failures: this.#roleChangeFailures }, "the role change failed; it is retried"));
+    };
+    const common = {
+      failures: this.#roleChangeFailures,
+      sleep: (ms: number, options: { signal: AbortSignal }): Promise<void> => clock.sleep(ms, options),
+      logger: this.#log,
+      signal: controller.signal,
+    };
+    const desired = this.#desiredRole;
     const done =
       state.kind === "manager"
         ? watchRole({
-            intervalMs: managerRoleCheckIntervalMs,
-            probe: () => (managerDemoted(state.manager) ? true : undefined),
-            onChange: () => void this.#serialise(() => this.#demote()).catch(onError),
-            sleep,
-            logger: this.#log,
-            signal: controller.signal,
+            ...common,
+            wake: (signal) => waitForDemotion(state.manager, signal),
+            probe: () => undefined,
+            onChange: () => carryOut(() => this.#demote()),
           })
         : watchRole({
-            intervalMs: workerRoleCheckIntervalMs,
-            probe: async (signal) => {
+            ...common,
+            wake: (signal) => desired.waitFor("manager", signal),
+            probe: async (signal): Promise<Promotion> => {
               const worker = await loadWorkerState(dataDir);
-              if (worker === undefined) return undefined;
-              return workerPromotion({ managers: worker.managers, current: worker.material, host: this.#grpcHost(), signal });
+              if (worker === undefined) throw new FailedPreconditionError("this worker's swarm state is gone from disk");
+              // The leader the session runs with has the promotion committed; ask its CA first.
+              const session = state.agent.connectedTo;
+              const managers = session === null ? worker.managers : [session, ...worker.managers.filter((address) => address !== session)];
+              return workerPromotion({ managers, current: worker.material, host: this.#grpcHost(), signal });
             },
-            onChange: (promotion: Promotion) => void this.#serialise(() => this.#promote(promotion)).catch(onError),
-            sleep,
-            logger: this.#log,
-            signal: controller.signal,
+            onChange: (promotion) => carryOut(() => this.#promote(promotion)),
           });
     this.#roleWatch = { controller, done };
   }
@@ -451,11 +486,12 @@ export class SwarmNode implements ClusterControl, ServiceLogSource {
     return chosen;
   }
 
-  async #becomeManager(manager: Manager): Promise<void> {
+  /** Serves the manager and runs its agent; `joinAvailability` when it just joined with `--availability`. */
+  async #becomeManager(manager: Manager, joinAvailability?: NodeAvailability): Promise<void> {
     try {
       const logs = createManagerLogs({ manager, logger: this.#options.logger, clock: this.#options.clock });
       await this.#options.grpc.serve({ nodeId: manager.nodeId, services: [...manager.grpcServices(), logs.grpcService()], credentials: manager.serverCredentials() });
-      const agent = await this.#startAgent(manager.nodeId, [manager.advertiseAddress], manager.channelCredentials());
+      const agent = await this.#startAgent(manager.nodeId, [manager.advertiseAddress], manager.channelCredentials(), joinAvailability);
       this.#state = { kind: "manager", manager, agent, logs };
     } catch (error) {
       this.#log.error({ err: errorMessage(error) }, "could not serve the manager; closing it");
@@ -476,13 +512,29 @@ export class SwarmNode implements ClusterControl, ServiceLogSource {
     }
   }
 
-  async #startAgent(nodeId: string, managers: readonly string[], credentials: ChannelCredentials): Promise<Agent> {
+  async #startAgent(nodeId: string, managers: readonly string[], credentials: ChannelCredentials, joinAvailability?: NodeAvailability): Promise<Agent> {
     const { engine } = this.#options;
     const executor = createEngineExecutor(createEngineAdapter({ containers: engine.containers, images: engine.images }), {
       nodeId,
       engineVersion: shoalVersion,
     });
-    const created = createAgent({ dataDir: this.#options.dataDir, managers, executor, logger: this.#options.logger, channelCredentials: credentials, logContainers: engine.containers });
+    // A fresh one per agent: a role heard by a previous agent (before a demotion) is stale.
+    const desired = new DesiredRole();
+    this.#desiredRole = desired;
+    this.#leaderReachability = new Map();
+    const created = createAgent({
+      dataDir: this.#options.dataDir,
+      managers,
+      executor,
+      logger: this.#options.logger,
+      channelCredentials: credentials,
+      logContainers: engine.containers,
+      onDesiredRole: (role) => desired.set(role),
+      onManagerReachability: (reachability) => {
+        if (this.#desiredRole === desired) this.#leaderReachability = reachability;
+      },
+      ...(joinAvailability === undefined ? {} : { joinAvailability }),
+    });
     const agent = withNetworkAgent(created, { logger: this.#options.logger, channelCredentials: credentials });
     await agent.start();
     return agent;

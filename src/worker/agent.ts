@@ -7,7 +7,7 @@ import type { ProtoGrpcType as DispatcherProto } from "../gen/dispatcher.js";
 import type { AssignmentsMessage__Output } from "../gen/shoal/v1/AssignmentsMessage.js";
 import type { SessionMessage__Output } from "../gen/shoal/v1/SessionMessage.js";
 import { leaderAddressMetadataKey } from "../manager/dispatcher/index.js";
-import { parseTask, type Task } from "../manager/objects/index.js";
+import { nodeRoles, parseTask, type NodeAvailability, type NodeRole, type Task } from "../manager/objects/index.js";
 import { loadProto } from "../rpc/proto.js";
 import { grpcMessageSizeBytesMax } from "../rpc/server.js";
 import { isServiceError, runSession, type SessionPeer } from "./connection.js";
@@ -42,6 +42,30 @@ export interface AgentOptions {
   callMetadata?: Readonly<Record<string, string>>;
   /** The engine's containers, to serve log subscriptions from the leader; without them this node serves no logs. */
   logContainers?: WorkerLogContainers;
+  /** `swarm join --availability`: sent with sessions until one opens (the leader applies it to a new node only). */
+  joinAvailability?: NodeAvailability;
+  /**
+   * Called with the role the cluster wants for this node, from every session message that
+   * names one: at session start and whenever the node's role changes (`node promote`).
+   */
+  onDesiredRole?: (role: NodeRole) => void;
+  /**
+   * Called with every manager's reachability as the leader sees it (node id to verdict),
+   * from every session message: a follower manager shows it for the managers it does not
+   * hear from itself.
+   */
+  onManagerReachability?: (reachability: ReadonlyMap<string, ManagerReachability>) => void;
+}
+
+const managerReachabilities = ["reachable", "unreachable", "unknown"] as const;
+type ManagerReachability = (typeof managerReachabilities)[number];
+
+/** A session message's reachability verdict; "" (a manager that does not send it) is unknown. */
+function parseReachability(value: string, nodeId: string): ManagerReachability {
+  if (value === "") return "unknown";
+  const known = managerReachabilities.find((candidate) => candidate === value);
+  if (known === undefined) throw new InvalidArgumentError(`the manager sent the reachability "${value.slice(0, 40)}" for ${nodeId.slice(0, 40)}, which is not reachable, unreachable or unknown`);
+  return known;
 }
 
 /**
@@ -83,6 +107,7 @@ class AgentImpl implements Agent {
   #connectedTo: string | null = null;
   #nodeId: string | null = null;
   #term = 0;
+  #joinAvailability: NodeAvailability | undefined;
   #unreportedWaiter: (() => void) | null = null;
   #stop: AbortController | null = null;
   #loop: Promise<void> | null = null;
@@ -99,6 +124,7 @@ class AgentImpl implements Agent {
     this.#database = new TaskDatabase(options.dataDir);
     this.#proto = loadProto<DispatcherProto>("shoal/v1/dispatcher.proto");
     this.#addresses = [...new Set(options.managers)].slice(0, managerAddressesMax);
+    this.#joinAvailability = options.joinAvailability;
     for (const [key, value] of Object.entries(options.callMetadata ?? {})) this.#metadata.set(key, value);
   }
 
@@ -177,6 +203,7 @@ class AgentImpl implements Agent {
           client,
           metadata: this.#metadata,
           description,
+          ...(this.#joinAvailability === undefined ? {} : { availability: this.#joinAvailability }),
           clock: this.#clock,
           logger: this.#logger,
           signal,
@@ -202,6 +229,8 @@ class AgentImpl implements Agent {
       onEstablished: (message) => {
         this.#fence(address, message.term, "session");
         onEstablished();
+        // The leader registered the node with it; a later `node update` must not be undone.
+        this.#joinAvailability = undefined;
         this.#connectedTo = address;
         this.#nodeId = message.nodeId;
         this.#logger.info({ address, nodeId: message.nodeId, sessionId: message.sessionId }, "session opened");
@@ -248,9 +277,16 @@ class AgentImpl implements Agent {
   }
 
   #onManagers(message: SessionMessage__Output): void {
-    for (const peer of message.managers) {
+    const reachability = new Map<string, ManagerReachability>();
+    for (const peer of message.managers.slice(0, managerAddressesMax)) {
       if (peer.addr !== "" && !this.#addresses.includes(peer.addr) && this.#addresses.length < managerAddressesMax) this.#addresses.push(peer.addr);
+      reachability.set(peer.nodeId, parseReachability(peer.reachability, peer.nodeId));
     }
+    this.#options.onManagerReachability?.(reachability);
+    if (message.role === "") return;
+    const role = nodeRoles.find((candidate) => candidate === message.role);
+    if (role === undefined) throw new InvalidArgumentError(`the manager sent the role "${message.role.slice(0, 40)}", which is neither worker nor manager`);
+    this.#options.onDesiredRole?.(role);
   }
 
   #onAssignments(message: AssignmentsMessage__Output): void {

@@ -29,7 +29,7 @@ export const statusReportUpdatesMax = 1_000;
 export interface SessionPeer {
   /** The session's first message; throwing ends the session before it is used (e.g. a stale term). */
   onEstablished(message: SessionMessage__Output): void;
-  /** A later session message; throwing ends the session (e.g. a stale term). */
+  /** A later session message (a changed manager list or desired role); throwing ends the session (e.g. a stale term). */
   onManagers(message: SessionMessage__Output): void;
   /** Applies one assignments message; throwing ends the session (e.g. a sequence gap). */
   onAssignments(message: AssignmentsMessage__Output): void;
@@ -120,6 +120,8 @@ export interface SessionOptions {
   client: DispatcherClient;
   metadata: Metadata;
   description: NodeDescription;
+  /** The availability asked for at join, sent until a session opened; empty afterwards. */
+  availability?: string;
   clock: Clock;
   peer: SessionPeer;
   logger: Logger;
@@ -143,7 +145,7 @@ export async function runSession(options: SessionOptions): Promise<never> {
   // Marked handled: when opening fails, nobody awaits `ended` before the abort below rejects it.
   ended.catch(() => undefined);
   abort.signal.addEventListener("abort", () => fail(new CancelledError("session closed")), { once: true });
-  const sessionCall = client.Session({ description: toWireDescription(options.description) }, metadata);
+  const sessionCall = client.Session({ description: toWireDescription(options.description), availability: options.availability ?? "" }, metadata);
   let assignmentsCall: ClientReadableStream<AssignmentsMessage__Output> | null = null;
   try {
     const first = await firstMessage(sessionCall, clock, abort.signal);

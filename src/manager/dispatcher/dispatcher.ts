@@ -23,12 +23,12 @@ import type { SessionMessage } from "../../gen/shoal/v1/SessionMessage.js";
 import type { SessionRequest__Output } from "../../gen/shoal/v1/SessionRequest.js";
 import { loadProto } from "../../rpc/proto.js";
 import { grpcMessageSizeBytesMax, type GrpcService } from "../../rpc/server.js";
-import { clusterDefaults, createIdGenerator, type NodeDescription, type NodeRole, type Task } from "../objects/index.js";
+import { clusterDefaults, createIdGenerator, type NodeAvailability, type NodeDescription, type NodeRole, type Task } from "../objects/index.js";
 import type { MemoryStore } from "../store/index.js";
 import { AssignmentSet, assignedTasks, concernsNode } from "./assignments.js";
 import { streamNetworkMap, type NetworkMapCall } from "./network-map-stream.js";
 import { StatusBatcher } from "./status-batcher.js";
-import { encodeTask, parseNodeDescription, parseStatusUpdates } from "./wire.js";
+import { encodeTask, parseJoinAvailability, parseNodeDescription, parseStatusUpdates } from "./wire.js";
 
 /** Heartbeats a node may miss before it is marked down (swarmkit's grace multiplier). */
 export const heartbeatGracePeriods = 3;
@@ -62,6 +62,8 @@ export type DispatcherCall = Pick<ServerUnaryCall<unknown, unknown>, "metadata" 
 export interface ManagerPeerAddress {
   nodeId: string;
   addr: string;
+  /** As this (leading) manager hears from it; sent so that followers can show it too. */
+  reachability?: "reachable" | "unreachable" | "unknown";
 }
 
 export interface DispatcherOptions {
@@ -114,7 +116,8 @@ interface NodeSession {
   readonly streams: Set<ServerWritableStream<AssignmentsRequest__Output, AssignmentsMessage>>;
   readonly abort: AbortController;
   cancelExpiry: () => void;
-  managersSent: string;
+  /** What the last session message said (managers and role), so that only changes are sent. */
+  sent: string;
 }
 
 function peerHost(peer: string): string {
@@ -168,8 +171,8 @@ class DispatcherImpl implements Dispatcher {
   readonly #proto: DispatcherProto;
   readonly #nodes = new Map<string, NodeSession>();
   readonly #writes = new Set<Promise<void>>();
-  /** Ends the watch for nodes that join while this dispatcher runs. */
-  #joinWatch: AbortController | null = null;
+  /** Ends the watch on Node objects (joins, role changes) while this dispatcher runs. */
+  #nodeWatch: AbortController | null = null;
   #batcher: StatusBatcher | null = null;
 
   constructor(options: DispatcherOptions) {
@@ -203,21 +206,35 @@ class DispatcherImpl implements Dispatcher {
     for (const node of awaited) {
       this.#nodes.set(node.id, this.#newNodeSession(node.id, "", leaderStartGracePeriods));
     }
-    this.#joinWatch = new AbortController();
-    void this.#track(this.#awaitJoiningNodes(this.#joinWatch.signal));
+    this.#nodeWatch = new AbortController();
+    void this.#track(this.#watchNodes(this.#nodeWatch.signal));
     this.#logger.info({ nodesAwaited: awaited.length, term: this.#term }, "dispatcher started");
   }
 
   /**
    * A node the CA registers while this dispatcher runs gets as long as a new leader gives
    * its nodes to open its first session; one that never does is marked down, so it can be
-   * removed without --force.
+   * removed without --force. A changed Node (`node promote`, `node demote`) is told to its
+   * session at once, so the node does not have to poll for its role.
    */
-  async #awaitJoiningNodes(signal: AbortSignal): Promise<void> {
-    const joined = this.#store.watch({ signal, filter: (event) => event.type === "created" && event.kind === "node" });
-    for await (const event of joined) {
-      if (event.type !== "created" || event.kind !== "node" || this.#nodes.has(event.object.id)) continue;
-      this.#nodes.set(event.object.id, this.#newNodeSession(event.object.id, "", leaderStartGracePeriods));
+  async #watchNodes(signal: AbortSignal): Promise<void> {
+    const events = this.#store.watch({ signal, filter: (event) => event.type === "restored" || (event.type !== "commit" && event.kind === "node") });
+    try {
+      for await (const event of events) {
+        if (event.type === "restored") {
+          for (const session of this.#nodes.values()) this.#sendSessionMessage(session);
+        } else if (event.type === "commit" || event.kind !== "node") {
+          continue;
+        } else if (event.type === "created") {
+          if (!this.#nodes.has(event.object.id)) this.#nodes.set(event.object.id, this.#newNodeSession(event.object.id, "", leaderStartGracePeriods));
+        } else if (event.type === "updated") {
+          const session = this.#nodes.get(event.object.id);
+          if (session !== undefined) this.#sendSessionMessage(session);
+        }
+      }
+    } catch (error) {
+      // A watcher that fell behind: heartbeats still re-send a changed role, one period later.
+      if (!signal.aborted) this.#logger.warn({ err: errorMessage(error) }, "stopped watching nodes; role changes reach workers with their next heartbeat");
     }
   }
 
@@ -225,8 +242,8 @@ class DispatcherImpl implements Dispatcher {
     const batcher = this.#batcher;
     if (batcher === null) return;
     this.#batcher = null;
-    this.#joinWatch?.abort();
-    this.#joinWatch = null;
+    this.#nodeWatch?.abort();
+    this.#nodeWatch = null;
     for (const session of [...this.#nodes.values()]) this.#endSession(session, this.#unavailable("this manager stopped dispatching"));
     this.#nodes.clear();
     await batcher.close();
@@ -308,8 +325,9 @@ class DispatcherImpl implements Dispatcher {
   async #session(call: ServerWritableStream<SessionRequest__Output, SessionMessage>): Promise<void> {
     const identity = this.#requireIdentity(call);
     const description = parseNodeDescription(call.request.description, identity.nodeId);
+    const availability = parseJoinAvailability(call.request.availability);
     const addr = peerHost(call.getPeer());
-    await this.#track(this.#register(identity, description, addr));
+    await this.#track(this.#register(identity, description, addr, availability));
     if (call.cancelled) return;
     if (!this.running) throw new UnavailableError("this manager stopped dispatching while the session opened");
     const previous = this.#nodes.get(identity.nodeId);
@@ -319,7 +337,7 @@ class DispatcherImpl implements Dispatcher {
     this.#nodes.set(identity.nodeId, session);
     call.on("cancelled", () => this.#sessionStreamEnded(session));
     call.on("close", () => this.#sessionStreamEnded(session));
-    this.#sendManagers(session);
+    this.#sendSessionMessage(session);
     this.#logger.info({ nodeId: identity.nodeId, sessionId: session.sessionId, addr }, "node session started");
     if (sessionStartedChannel.hasSubscribers) sessionStartedChannel.publish({ nodeId: identity.nodeId, sessionId: session.sessionId, addr });
   }
@@ -332,7 +350,7 @@ class DispatcherImpl implements Dispatcher {
       streams: new Set(),
       abort: new AbortController(),
       cancelExpiry: () => undefined,
-      managersSent: "",
+      sent: "",
     };
     this.#armExpiry(session, this.#periodMs() * gracePeriods);
     return session;
@@ -343,12 +361,15 @@ class DispatcherImpl implements Dispatcher {
     session.cancelExpiry = this.#clock.setTimer(graceMs, () => this.#expire(session));
   }
 
-  #sendManagers(session: NodeSession): void {
-    const managers = this.#managers().map((peer) => ({ nodeId: peer.nodeId, addr: peer.addr }));
-    const encoded = JSON.stringify(managers);
-    if (session.call === null || encoded === session.managersSent) return;
-    session.managersSent = encoded;
-    session.call.write({ sessionId: session.sessionId, nodeId: session.nodeId, managers, term: this.#term });
+  /** Sends the manager list and the node's desired role when either changed since the last message. */
+  #sendSessionMessage(session: NodeSession): void {
+    if (session.call === null) return;
+    const managers = this.#managers().map((peer) => ({ nodeId: peer.nodeId, addr: peer.addr, reachability: peer.reachability ?? "unknown" }));
+    const role = this.#store.view((tx) => tx.get("node", session.nodeId))?.spec.role ?? "";
+    const encoded = JSON.stringify({ managers, role });
+    if (encoded === session.sent) return;
+    session.sent = encoded;
+    session.call.write({ sessionId: session.sessionId, nodeId: session.nodeId, managers, term: this.#term, role });
   }
 
   #sessionStreamEnded(session: NodeSession): void {
@@ -362,7 +383,7 @@ class DispatcherImpl implements Dispatcher {
     const session = this.#requireSession(call, sessionId);
     const periodMs = this.#periodMs();
     this.#armExpiry(session, periodMs * heartbeatGracePeriods);
-    this.#sendManagers(session);
+    this.#sendSessionMessage(session);
     return { periodMs };
   }
 
@@ -385,20 +406,27 @@ class DispatcherImpl implements Dispatcher {
     if (call !== null && !call.writableEnded) call.emit("error", error);
   }
 
-  async #register(identity: CallerIdentity, description: NodeDescription, addr: string): Promise<void> {
+  /**
+   * Creates or refreshes the node's Node object. The availability asked for at join applies
+   * only to a node that never had a session (the CA registered it without a description):
+   * afterwards the spec belongs to `node update`.
+   */
+  async #register(identity: CallerIdentity, description: NodeDescription, addr: string, joinAvailability: NodeAvailability | undefined): Promise<void> {
     await this.#store.update((tx) => {
       const existing = tx.get("node", identity.nodeId);
       const status = { state: "ready" as const, addr, message: "" };
       if (existing === undefined) {
         tx.create("node", {
           id: identity.nodeId,
-          spec: { name: "", labels: {}, role: identity.role, availability: "active" },
+          spec: { name: "", labels: {}, role: identity.role, availability: joinAvailability ?? "active" },
           description,
           status,
         });
-      } else {
-        tx.update("node", { ...existing, description, status });
+        return;
       }
+      const firstSession = existing.description === undefined && existing.status.state === "unknown";
+      const spec = firstSession && joinAvailability !== undefined ? { ...existing.spec, availability: joinAvailability } : existing.spec;
+      tx.update("node", { ...existing, spec, description, status });
     });
   }
 

@@ -3,7 +3,7 @@ import type { ChannelCredentials, ServerCredentials } from "@grpc/grpc-js";
 import type { Clock } from "../../common/clock.js";
 import { FailedPreconditionError, UnavailableError, errorMessage } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
-import { createGrpcRaftTransport, NotLeaderError, RaftNode } from "../../raft/index.js";
+import { createGrpcRaftTransport, NotLeaderError, RaftNode, tickMsDefault } from "../../raft/index.js";
 import type { RaftMember, RaftNodeStatus, RaftPeerCall, RaftTransport } from "../../raft/index.js";
 import type { GrpcService } from "../../rpc/server.js";
 import {
@@ -41,6 +41,7 @@ import {
   type JoinAnswer,
 } from "./membership-service.js";
 import { proxyNodeCaJoins } from "./node-ca-proxy.js";
+import { notingPeerContacts, PeerContacts } from "./peer-contact.js";
 import { createRaftProposer, ManagerStateMachine } from "./replicated-state.js";
 import { saveManagerState, type ManagerState, type SwarmPaths } from "./state-file.js";
 
@@ -155,6 +156,7 @@ export class ManagerImpl implements Manager {
   readonly #tasks: Promise<void>[] = [];
   #raftNode: RaftNode | null = null;
   #transport: RaftTransport | null = null;
+  readonly #contacts: PeerContacts;
   #leadership: LeadershipRunner | null = null;
   #forward: ForwardExecutor | null;
   #services: GrpcService[] = [];
@@ -177,6 +179,7 @@ export class ManagerImpl implements Manager {
     this.#peers = createPeerAuthenticator(nodeTrustFromPem({ caPem: input.material.caPem, clock: runtime.clock, clusterId: state.clusterId }));
     this.#credentials = renewableChannelCredentials({ source: this.#tls, clusterId: state.clusterId });
     this.#directory = new MemberDirectory(state.managers);
+    this.#contacts = new PeerContacts(runtime.clock);
     this.#forward = runtime.forward ?? null;
     this.store = new MemoryStore({ proposer: createRaftProposer(() => this.#raftNode), logger: runtime.logger, clock: runtime.clock });
     this.#controlApi = guardDemotions(createControlApi({ store: this.store, logger: runtime.logger, clock: runtime.clock }), {
@@ -194,7 +197,8 @@ export class ManagerImpl implements Manager {
         return identity === null ? null : { nodeId: identity.nodeId, role: identity.role };
       },
       leaderAddress: () => this.leaderAddress() ?? null,
-      managers: () => this.#directory.active().map((member) => ({ nodeId: member.nodeId, addr: member.address })),
+      managers: () =>
+        this.#directory.active().map((member) => ({ nodeId: member.nodeId, addr: member.address, reachability: this.managerStatus(member.nodeId)?.reachability ?? "unknown" })),
       term: () => this.#leaderTerm,
     });
   }
@@ -213,13 +217,16 @@ export class ManagerImpl implements Manager {
 
   async #start(bootstrap: boolean): Promise<void> {
     const { logger, clock } = this.#runtime;
-    const transport = createGrpcRaftTransport({
-      id: this.raftId,
-      logger,
-      clock,
-      channelCredentials: this.#credentials,
-      authorizePeer: (call) => this.#authorizeRaftPeer(call),
-    });
+    const transport = notingPeerContacts(
+      createGrpcRaftTransport({
+        id: this.raftId,
+        logger,
+        clock,
+        channelCredentials: this.#credentials,
+        authorizePeer: (call) => this.#authorizeRaftPeer(call),
+      }),
+      this.#contacts,
+    );
     this.#transport = transport;
     const stateMachine = new ManagerStateMachine({ store: this.store, directory: this.#directory });
     const raftNode = await RaftNode.start({
@@ -398,9 +405,19 @@ export class ManagerImpl implements Manager {
     if (member === undefined) return this.#formerMemberStatus(nodeId);
     const status = this.#raftNode.status();
     const leader = status.leader === member.raftId;
-    // This manager knows first-hand only about itself and, as a follower, the leader it hears from.
-    const known = member.raftId === this.raftId || (leader && status.role === "follower");
-    return { leader, reachability: known ? "reachable" : "unknown", addr: member.address };
+    return { leader, reachability: this.#reachability(member.raftId, status), addr: member.address };
+  }
+
+  /**
+   * First-hand only: a leader hears from every member each heartbeat, a follower only from
+   * the leader, so a follower says "unknown" of the other followers. A member not heard from
+   * within an election timeout is unreachable (raft's own check-quorum window).
+   */
+  #reachability(raftId: number, status: RaftNodeStatus): ManagerStatus["reachability"] {
+    if (raftId === this.raftId) return "reachable";
+    if (status.role !== "leader" && status.leader !== raftId) return "unknown";
+    const windowMs = (this.#runtime.raftTickMs ?? tickMsDefault) * (this.#runtime.raftElectionTicks ?? managerElectionTicks);
+    return this.#contacts.heardWithin(raftId, windowMs) ? "reachable" : "unreachable";
   }
 
   /**
