@@ -15,6 +15,8 @@ import { parseArgs } from "node:util";
 
 import { pino } from "pino";
 
+import { routeCommandsThrough } from "../../src/common/command.js";
+import { CommandSpawner } from "../../src/common/spawner.js";
 import { createEngine, type Engine } from "../../src/engine/engine.js";
 import { removeCgroupDirectories } from "../../src/engine/runtime/oci/cgroups.js";
 import { buildOciSpec } from "../../src/engine/runtime/spec/spec.js";
@@ -155,6 +157,9 @@ async function main(): Promise<void> {
   await buildBusyboxRootfs(rootfs);
   let engine: Engine | null = null;
   const runcRoot = join(root, "runc-root");
+  // As in shoald: the engine's helper programs are forked by a spawner process.
+  const spawner = new CommandSpawner({ logger: pino({ level: "warn" }) });
+  const stopRouting = routeCommandsThrough(spawner.run);
   try {
     engine = await createEngine({
       dataDir: join(root, "data"),
@@ -232,6 +237,8 @@ async function main(): Promise<void> {
     }
     await removeCgroupDirectories("/shoal-bench-raw").catch(() => undefined);
     await rm(root, { recursive: true, force: true });
+    stopRouting();
+    await spawner.close();
   }
 }
 

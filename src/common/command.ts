@@ -33,6 +33,23 @@ function appendLimited(chunks: Buffer[], chunk: Buffer, state: { bytes: number }
   state.bytes += kept.length;
 }
 
+/** Something that runs helper programs the way runCommand promises to. */
+export type CommandRunner = (file: string, args: readonly string[], options: CommandOptions) => Promise<CommandResult>;
+
+let routedRunner: CommandRunner | null = null;
+
+/**
+ * Sends every later runCommand of this process through `runner` (the daemon's spawner
+ * process) until the returned function is called. Process-wide on purpose: the cost it
+ * avoids, forking this process, is process-wide too.
+ */
+export function routeCommandsThrough(runner: CommandRunner): () => void {
+  routedRunner = runner;
+  return () => {
+    if (routedRunner === runner) routedRunner = null;
+  };
+}
+
 /**
  * Runs a helper program to completion and returns its exit code and output; never throws
  * for a non-zero exit (callers decide what a failure means). Throws UnavailableError when
@@ -40,6 +57,11 @@ function appendLimited(chunks: Buffer[], chunk: Buffer, state: { bytes: number }
  * killed with SIGKILL then).
  */
 export function runCommand(file: string, args: readonly string[], options: CommandOptions = {}): Promise<CommandResult> {
+  return (routedRunner ?? spawnCommand)(file, args, options);
+}
+
+/** runCommand done by forking this process. */
+export function spawnCommand(file: string, args: readonly string[], options: CommandOptions = {}): Promise<CommandResult> {
   const { signal } = options;
   if (signal?.aborted === true) return Promise.reject(new CancelledError(`${file} cancelled`, { cause: signal.reason }));
   return new Promise((resolve, reject) => {

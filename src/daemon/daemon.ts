@@ -13,7 +13,9 @@ import { taskRoutes } from "../api/routes/tasks.js";
 import { createApiServer, type ApiServer } from "../api/server.js";
 import type { SystemInfo, SystemInfoSource } from "../api/system-info.js";
 import { systemClock } from "../common/clock.js";
+import { routeCommandsThrough } from "../common/command.js";
 import type { Logger } from "../common/logger.js";
+import { CommandSpawner } from "../common/spawner.js";
 import { createEngine, type Engine } from "../engine/index.js";
 import { shoalVersion } from "../common/version.js";
 import type { DaemonConfig } from "./config.js";
@@ -89,6 +91,16 @@ function startApi(options: { config: DaemonConfig; logger: Logger; swarm: SwarmN
   });
 }
 
+/** Helper programs are forked by a small spawner process, not by the daemon (see spawner.ts). */
+function routeCommandsThroughSpawner(logger: Logger): () => Promise<void> {
+  const spawner = new CommandSpawner({ logger });
+  const stopRouting = routeCommandsThrough(spawner.run);
+  return async () => {
+    stopRouting();
+    await spawner.close();
+  };
+}
+
 /**
  * The composition root of `shoald`: takes the data dir, then starts each part in
  * dependency order. A failure part-way closes what had started, in reverse.
@@ -111,6 +123,7 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
     await mkdir(dirname(config.socketPath), { recursive: true, mode: 0o755 });
     const lock: DataDirLock = await acquireDataDirLock(config.dataDir);
     closers.push(() => lock.release());
+    closers.push(routeCommandsThroughSpawner(logger));
     const nodeId = await loadOrCreateNodeId(config.dataDir);
     const host = readHostFacts();
 

@@ -1,0 +1,137 @@
+import assert from "node:assert/strict";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test, type TestContext } from "node:test";
+
+import { pino } from "pino";
+
+import { routeCommandsThrough, runCommand } from "../../src/common/command.js";
+import { CancelledError, UnavailableError } from "../../src/common/errors.js";
+import { CommandSpawner, parseSpawnerReply, parseSpawnerRequest } from "../../src/common/spawner.js";
+import { waitFor } from "../helpers/wait.js";
+
+const logger = pino({ level: "silent" });
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function startSpawner(t: TestContext): CommandSpawner {
+  const spawner = new CommandSpawner({ logger });
+  t.after(() => spawner.close());
+  return spawner;
+}
+
+/** The pid of whoever forks commands: the spawner process, not this one. */
+async function forkerPid(run: CommandSpawner["run"]): Promise<number> {
+  const { stdout } = await run("/bin/sh", ["-c", "echo $PPID"]);
+  return Number(stdout.trim());
+}
+
+/** Starts `sleep 30` under `run` and returns its pid (read from a file) and its pending result. */
+async function startSleeper(t: TestContext, run: CommandSpawner["run"], signal?: AbortSignal): Promise<{ pid: number; done: Promise<unknown> }> {
+  const dir = await mkdtemp(join(tmpdir(), "shoal-spawner-"));
+  const pidFile = join(dir, "pid");
+  const done = run("/bin/sh", ["-c", `echo $$ > ${pidFile}; exec sleep 30`], signal === undefined ? {} : { signal });
+  done.catch(() => undefined);
+  const pid = await waitFor("the sleeper's pid", async () => {
+    const text = await readFile(pidFile, "utf8").catch(() => "");
+    return text.endsWith("\n") ? Number(text.trim()) : undefined;
+  });
+  t.after(async () => {
+    if (isAlive(pid)) process.kill(pid, "SIGKILL");
+    await rm(dir, { recursive: true, force: true });
+  });
+  return { pid, done };
+}
+
+test("commands run in the spawner process with their exit code, output, input and environment", async (t) => {
+  const spawner = startSpawner(t);
+  const pid = await forkerPid(spawner.run);
+  assert.notEqual(pid, process.pid, "the command was forked by the test process itself");
+  assert.deepEqual(await spawner.run("/bin/sh", ["-c", "echo out; echo err >&2; exit 3"]), { code: 3, stdout: "out\n", stderr: "err\n" });
+  assert.equal((await spawner.run("/bin/cat", [], { input: "piped in" })).stdout, "piped in");
+  assert.equal((await spawner.run("/bin/sh", ["-c", "echo $SPAWNER_TEST"], { env: { SPAWNER_TEST: "given" } })).stdout, "given\n");
+  const concurrent = await Promise.all(Array.from({ length: 20 }, (_, index) => spawner.run("/bin/echo", [String(index)])));
+  assert.deepEqual(
+    concurrent.map((result) => result.stdout),
+    Array.from({ length: 20 }, (_, index) => `${index}\n`),
+  );
+  assert.equal(await forkerPid(spawner.run), pid, "one spawner process serves every command");
+});
+
+test("a program that cannot start is UnavailableError naming it", async (t) => {
+  const spawner = startSpawner(t);
+  await assert.rejects(spawner.run("/nonexistent/shoal-tool", []), (error: unknown) => {
+    assert.ok(error instanceof UnavailableError);
+    assert.match(error.message, /shoal-tool/);
+    return true;
+  });
+});
+
+test("cancelling a command kills it and rejects with CancelledError", async (t) => {
+  const spawner = startSpawner(t);
+  const controller = new AbortController();
+  const sleeper = await startSleeper(t, spawner.run, controller.signal);
+  controller.abort();
+  await assert.rejects(sleeper.done, CancelledError);
+  await waitFor("the cancelled command to be killed", () => (isAlive(sleeper.pid) ? undefined : true));
+});
+
+test("a command past its timeout is killed and reports code 128", async (t) => {
+  const spawner = startSpawner(t);
+  const started = performance.now();
+  const result = await spawner.run("/bin/sleep", ["30"], { timeoutMs: 100 });
+  assert.equal(result.code, 128);
+  assert.ok(performance.now() - started < 10_000);
+});
+
+test("when the spawner dies, running commands fail with UnavailableError and the next command starts a new one", async (t) => {
+  const spawner = startSpawner(t);
+  const first = await forkerPid(spawner.run);
+  const sleeper = await startSleeper(t, spawner.run);
+  process.kill(first, "SIGKILL");
+  await assert.rejects(sleeper.done, UnavailableError);
+  const second = await forkerPid(spawner.run);
+  assert.notEqual(second, first);
+  assert.notEqual(second, process.pid);
+});
+
+test("close waits for the spawner to exit; later commands run here", async (t) => {
+  const spawner = startSpawner(t);
+  const pid = await forkerPid(spawner.run);
+  await spawner.close();
+  assert.equal(isAlive(pid), false, "the spawner outlived close");
+  assert.equal(await forkerPid(spawner.run), process.pid);
+});
+
+test("runCommand goes through the routed runner until the route is removed", async (t) => {
+  const spawner = startSpawner(t);
+  const stopRouting = routeCommandsThrough(spawner.run);
+  try {
+    assert.notEqual(await forkerPid(runCommand), process.pid);
+  } finally {
+    stopRouting();
+  }
+  assert.equal(await forkerPid(runCommand), process.pid);
+});
+
+test("requests and replies from the other process are parsed, not trusted", () => {
+  assert.deepEqual(parseSpawnerRequest({ kind: "run", id: 1, file: "/bin/true", args: [] }), { kind: "run", id: 1, file: "/bin/true", args: [] });
+  assert.deepEqual(parseSpawnerRequest({ kind: "cancel", id: 2 }), { kind: "cancel", id: 2 });
+  assert.throws(() => parseSpawnerRequest({ kind: "run", id: 1, file: "/bin/true", args: [1] }), TypeError);
+  assert.throws(() => parseSpawnerRequest({ kind: "run", id: -1, file: "/bin/true", args: [] }), TypeError);
+  assert.throws(() => parseSpawnerRequest({ kind: "run", id: 1, file: "", args: [] }), TypeError);
+  assert.throws(() => parseSpawnerRequest({ kind: "run", id: 1, file: "x", args: [], env: { A: 1 } }), TypeError);
+  assert.throws(() => parseSpawnerRequest({ kind: "exec", id: 1 }), TypeError);
+  assert.deepEqual(parseSpawnerReply({ id: 3, result: { code: 0, stdout: "a", stderr: "" } }), { id: 3, result: { code: 0, stdout: "a", stderr: "" } });
+  assert.deepEqual(parseSpawnerReply({ id: 3, error: "no" }), { id: 3, error: "no" });
+  assert.throws(() => parseSpawnerReply({ id: 3, result: { code: "0", stdout: "", stderr: "" } }), TypeError);
+  assert.throws(() => parseSpawnerReply(null), TypeError);
+});
