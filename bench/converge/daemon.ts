@@ -1,7 +1,7 @@
 // One real shoald process for the benchmark: temp data/run dirs, its own socket, gRPC on a
 // free loopback port. Mirrors test/helpers/daemon.ts, which benchmarks cannot import
 // (test/ is not part of every build).
-import { execFile, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,6 +13,7 @@ import { asArray, asRecord, stringField } from "../../src/cli/parse.js";
 import { systemClock } from "../../src/common/clock.js";
 import { UnavailableError } from "../../src/common/errors.js";
 import { buildDemoArchive } from "../../src/engine/images/index.js";
+import { defaultBridgeName, removeBridgeNetwork } from "../../src/engine/index.js";
 
 const shoaldPath = fileURLToPath(new URL("../../src/bin/shoald.js", import.meta.url));
 /** How long shoald may take to log that it started (a cold start on a loaded 2-core host). */
@@ -142,5 +143,5 @@ async function removeBridge(dataDir: string): Promise<void> {
   );
   if (engineId === undefined) return;
   // A failure means the bridge was never created (no container got a network).
-  await new Promise<void>((resolve) => execFile("ip", ["link", "del", `shoal-${engineId.slice(0, 8)}`], () => resolve()));
+  await removeBridgeNetwork(defaultBridgeName(engineId));
 }

@@ -84,6 +84,11 @@ export function defaultSubnet(engineId: string): string {
  * Builds the engine: detects the OCI runtime, prepares directories, and re-attaches to the
  * containers of a previous run. Throws UnavailableError when no runtime or conmon works.
  */
+/** The bridge of an engine that was not given one: per engine, so daemons on one host never share it. */
+export function defaultBridgeName(engineId: string): string {
+  return `shoal-${engineId.slice(0, 8)}`;
+}
+
 export async function createEngine(options: EngineOptions): Promise<Engine> {
   throwIfAborted(options.signal);
   const clock = options.clock ?? systemClock;
@@ -114,7 +119,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   for (const warning of detection.warnings) logger.warn({ runtime: detection.runtime.name }, warning);
   const network = createNetworkManager({
     config: {
-      bridgeName: options.network?.bridgeName ?? `shoal-${engineId.slice(0, 8)}`,
+      bridgeName: options.network?.bridgeName ?? defaultBridgeName(engineId),
       subnet: options.network?.subnet ?? defaultSubnet(engineId),
       ipamDataDirectory: directories.ipam,
     },

@@ -1,4 +1,4 @@
-export { createEngine, defaultSubnet } from "./engine.js";
+export { createEngine, defaultBridgeName, defaultSubnet } from "./engine.js";
 export type { Engine, EngineInfo, EngineOptions } from "./engine.js";
 export {
   collectExecOutput,
@@ -16,6 +16,6 @@ export {
   type LogReadOptions,
   type ResourceLimits,
 } from "./runtime/index.js";
-export { parseNetworkMode, parsePortBinding, type NetworkMode, type PortBinding } from "./network/index.js";
+export { parseNetworkMode, parsePortBinding, removeBridgeNetwork, type NetworkMode, type PortBinding } from "./network/index.js";
 export { parseTmpfsSpec, parseVolumeSpec, type MountRequest, type Volume, type VolumeService } from "./volumes/index.js";
 export type { ImageService } from "./images/index.js";

@@ -1,11 +1,11 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { ApiClient } from "../../src/cli/client.js";
+import { defaultBridgeName, removeBridgeNetwork } from "../../src/engine/index.js";
 import { asArray, asRecord, stringField } from "../../src/cli/parse.js";
 import { run, type RunResult } from "./run.js";
 import { waitFor } from "./wait.js";
@@ -134,5 +134,5 @@ async function removeAllContainers(client: ApiClient): Promise<void> {
 async function removeBridge(dataDir: string): Promise<void> {
   const engineId = await readFile(join(dataDir, "engine", "engine-id"), "utf8").then((text) => text.trim(), () => undefined);
   if (engineId === undefined) return;
-  await new Promise<void>((resolve) => execFile("ip", ["link", "del", `shoal-${engineId.slice(0, 8)}`], () => resolve()));
+  await removeBridgeNetwork(defaultBridgeName(engineId));
 }

@@ -7,3 +7,4 @@ export { createNetworkManager, netnsDirectory, networkModes, parseNetworkMode, v
 export type { NetworkAttachment, NetworkConfig, NetworkManager, NetworkMode } from "./network.js";
 export { isHostPortInUse, parsePortBinding, portKey } from "./ports.js";
 export type { PortBinding, PortProtocol } from "./ports.js";
+export { bridgeMasqueradeRuleset, bridgeMasqueradeTable, installBridgeMasquerade, removeBridgeNetwork } from "./masquerade.js";

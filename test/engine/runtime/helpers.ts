@@ -12,6 +12,7 @@ import { pino } from "pino";
 import { NotFoundError } from "../../../src/common/errors.js";
 import type { Logger } from "../../../src/common/logger.js";
 import { createEngine, type Engine } from "../../../src/engine/engine.js";
+import { removeBridgeNetwork } from "../../../src/engine/network/masquerade.js";
 import { removeCgroupDirectories } from "../../../src/engine/runtime/oci/cgroups.js";
 import type { ImageRuntimeConfig } from "../../../src/engine/runtime/spec/process.js";
 import type { ImageConfigSource, RootfsMount, RootfsProvider } from "../../../src/engine/runtime/types.js";
@@ -144,11 +145,7 @@ export async function createEngineFixture(t: TestContext): Promise<TestEngineFix
       }
       await cleaner.close();
     }
-    try {
-      execFileSync("ip", ["link", "delete", bridgeName], { stdio: "ignore" });
-    } catch {
-      // Never created (no bridge-mode container ran).
-    }
+    await removeBridgeNetwork(bridgeName);
     if (engineId !== undefined) await removeCgroupDirectories(`/shoal-${engineId}`).catch(() => undefined);
     await rm(root, { recursive: true, force: true });
   });
