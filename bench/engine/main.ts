@@ -159,7 +159,7 @@ async function main(): Promise<void> {
   const runcRoot = join(root, "runc-root");
   // As in shoald: the engine's helper programs are forked by a spawner process.
   const spawner = new CommandSpawner({ logger: pino({ level: "warn" }) });
-  const stopRouting = routeCommandsThrough(spawner.run);
+  const stopRouting = routeCommandsThrough(spawner);
   try {
     engine = await createEngine({
       dataDir: join(root, "data"),

@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { Readable } from "node:stream";
 
 import { CancelledError, UnavailableError } from "./errors.js";
 
@@ -33,20 +34,31 @@ function appendLimited(chunks: Buffer[], chunk: Buffer, state: { bytes: number }
   state.bytes += kept.length;
 }
 
-/** Something that runs helper programs the way runCommand promises to. */
-export type CommandRunner = (file: string, args: readonly string[], options: CommandOptions) => Promise<CommandResult>;
+/** The most a detached program may write on its ready pipe before the first newline. */
+export const readyLineBytesMax = 64 * 1024;
 
-let routedRunner: CommandRunner | null = null;
+export interface DetachedOptions {
+  signal?: AbortSignal;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Something that runs helper programs the way runCommand and startDetached promise to. */
+export interface CommandLauncher {
+  run(file: string, args: readonly string[], options: CommandOptions): Promise<CommandResult>;
+  startDetached(file: string, args: readonly string[], options: DetachedOptions): Promise<string>;
+}
+
+let routedLauncher: CommandLauncher | null = null;
 
 /**
- * Sends every later runCommand of this process through `runner` (the daemon's spawner
- * process) until the returned function is called. Process-wide on purpose: the cost it
- * avoids, forking this process, is process-wide too.
+ * Sends every later runCommand and startDetached of this process through `launcher` (the
+ * daemon's spawner process) until the returned function is called. Process-wide on
+ * purpose: the cost it avoids, forking this process, is process-wide too.
  */
-export function routeCommandsThrough(runner: CommandRunner): () => void {
-  routedRunner = runner;
+export function routeCommandsThrough(launcher: CommandLauncher): () => void {
+  routedLauncher = launcher;
   return () => {
-    if (routedRunner === runner) routedRunner = null;
+    if (routedLauncher === launcher) routedLauncher = null;
   };
 }
 
@@ -57,7 +69,71 @@ export function routeCommandsThrough(runner: CommandRunner): () => void {
  * killed with SIGKILL then).
  */
 export function runCommand(file: string, args: readonly string[], options: CommandOptions = {}): Promise<CommandResult> {
-  return (routedRunner ?? spawnCommand)(file, args, options);
+  return routedLauncher === null ? spawnCommand(file, args, options) : routedLauncher.run(file, args, options);
+}
+
+/**
+ * Starts a program that outlives this process (its own session, no stdio of ours) and
+ * reports on a pipe at fd 3, as conmon does with _OCI_SYNCPIPE=3; resolves with what it
+ * wrote up to the first newline, or all of it when it closed the pipe first (empty when it
+ * wrote nothing). Throws UnavailableError when it cannot start, CancelledError on abort.
+ */
+export function startDetached(file: string, args: readonly string[], options: DetachedOptions = {}): Promise<string> {
+  return routedLauncher === null ? spawnDetached(file, args, options) : routedLauncher.startDetached(file, args, options);
+}
+
+function firstLine(stream: Readable): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    const onData = (chunk: Buffer): void => {
+      chunks.push(chunk);
+      bytes += chunk.length;
+      if (chunk.includes(0x0a) || bytes > readyLineBytesMax) finish();
+    };
+    const finish = (): void => {
+      stream.off("data", onData);
+      stream.off("end", finish);
+      stream.destroy();
+      const text = Buffer.concat(chunks).toString("utf8");
+      const newline = text.indexOf("\n");
+      resolve(newline === -1 ? text.slice(0, readyLineBytesMax) : text.slice(0, newline + 1));
+    };
+    stream.on("data", onData);
+    stream.on("end", finish);
+    stream.on("error", reject);
+  });
+}
+
+/** startDetached done by forking this process. */
+export async function spawnDetached(file: string, args: readonly string[], options: DetachedOptions = {}): Promise<string> {
+  const { signal } = options;
+  if (signal?.aborted === true) throw new CancelledError(`${file} cancelled`, { cause: signal.reason });
+  const child = spawn(file, args, { stdio: ["ignore", "ignore", "ignore", "pipe"], env: options.env ?? process.env, detached: true });
+  const ready = child.stdio[3];
+  const spawnError = new Promise<never>((_, reject) => {
+    child.once("error", (error) => reject(new UnavailableError(`cannot run ${file}: ${error.message}`, { cause: error })));
+  });
+  // Settled by the race below, or never: no unhandled rejection after it.
+  spawnError.catch(() => undefined);
+  let onAbort = (): void => undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => {
+      child.kill("SIGKILL");
+      reject(new CancelledError(`${file} cancelled`, { cause: signal?.reason }));
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+  try {
+    if (!(ready instanceof Readable)) {
+      child.kill("SIGKILL");
+      throw new UnavailableError(`cannot open the ready pipe of ${file}`);
+    }
+    return await Promise.race([firstLine(ready), spawnError, aborted]);
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+    child.unref();
+  }
 }
 
 /** runCommand done by forking this process. */

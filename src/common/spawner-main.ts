@@ -1,9 +1,9 @@
 // The command spawner process (see spawner.ts): runs each request with spawnCommand and
 // replies over the IPC channel. It ends when its parent disconnects and the last command
 // it runs is done.
-import { spawnCommand } from "./command.js";
+import { spawnCommand, spawnDetached } from "./command.js";
 import { CancelledError, errorMessage } from "./errors.js";
-import { parseSpawnerRequest, type SpawnerReply } from "./spawner.js";
+import { parseSpawnerRequest, type SpawnerReply, type SpawnerRunRequest, type SpawnerStartRequest } from "./spawner.js";
 
 const running = new Map<number, AbortController>();
 
@@ -23,23 +23,31 @@ process.on("message", (message: unknown) => {
     running.get(request.id)?.abort();
     return;
   }
-  const { id, file, args, input, env, timeoutMs, resolveOnSuccessfulExit } = request;
   const controller = new AbortController();
-  running.set(id, controller);
-  spawnCommand(file, args, {
-    signal: controller.signal,
+  running.set(request.id, controller);
+  const answered = request.kind === "start" ? start(request, controller.signal) : run(request, controller.signal);
+  answered.then(reply, (error: unknown) => {
+    // The parent gave up on a cancelled command already.
+    if (!(error instanceof CancelledError)) reply({ id: request.id, error: errorMessage(error) });
+  }).finally(() => running.delete(request.id));
+});
+
+async function start(request: SpawnerStartRequest, signal: AbortSignal): Promise<SpawnerReply> {
+  const { id, file, args, env } = request;
+  return { id, ready: await spawnDetached(file, args, { signal, ...(env === undefined ? {} : { env }) }) };
+}
+
+async function run(request: SpawnerRunRequest, signal: AbortSignal): Promise<SpawnerReply> {
+  const { id, file, args, input, env, timeoutMs, resolveOnSuccessfulExit } = request;
+  const result = await spawnCommand(file, args, {
+    signal,
     ...(input === undefined ? {} : { input }),
     ...(env === undefined ? {} : { env }),
     ...(timeoutMs === undefined ? {} : { timeoutMs }),
     ...(resolveOnSuccessfulExit === undefined ? {} : { resolveOnSuccessfulExit }),
-  }).then(
-    (result) => reply({ id, result }),
-    (error: unknown) => {
-      // The parent gave up on a cancelled command already.
-      if (!(error instanceof CancelledError)) reply({ id, error: errorMessage(error) });
-    },
-  ).finally(() => running.delete(id));
-});
+  });
+  return { id, result };
+}
 
 // A terminal's Ctrl-C or a service manager's SIGTERM reaches the daemon too: the spawner
 // stays to finish what the daemon's shutdown still runs, and ends when the daemon lets go.

@@ -1,7 +1,7 @@
 import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
-import { spawnCommand, type CommandOptions, type CommandResult } from "./command.js";
+import { spawnCommand, spawnDetached, type CommandLauncher, type CommandOptions, type CommandResult, type DetachedOptions } from "./command.js";
 import { CancelledError, UnavailableError, errorMessage } from "./errors.js";
 import type { Logger } from "./logger.js";
 
@@ -28,14 +28,23 @@ export interface SpawnerRunRequest {
   resolveOnSuccessfulExit?: boolean;
 }
 
+/** startDetached: the program's first line on fd 3 is the reply. */
+export interface SpawnerStartRequest {
+  kind: "start";
+  id: number;
+  file: string;
+  args: string[];
+  env?: Record<string, string>;
+}
+
 export interface SpawnerCancelRequest {
   kind: "cancel";
   id: number;
 }
 
-export type SpawnerRequest = SpawnerRunRequest | SpawnerCancelRequest;
+export type SpawnerRequest = SpawnerRunRequest | SpawnerStartRequest | SpawnerCancelRequest;
 
-export type SpawnerReply = { id: number; result: CommandResult } | { id: number; error: string };
+export type SpawnerReply = { id: number; result: CommandResult } | { id: number; ready: string } | { id: number; error: string };
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
@@ -59,12 +68,13 @@ export function parseSpawnerRequest(message: unknown): SpawnerRequest {
   if (!isRecord(message)) throw new TypeError("a spawner request must be an object");
   const id = requestId(message["id"]);
   if (message["kind"] === "cancel") return { kind: "cancel", id };
-  if (message["kind"] !== "run") throw new TypeError(`unknown spawner request kind ${String(message["kind"])}`);
+  if (message["kind"] !== "run" && message["kind"] !== "start") throw new TypeError(`unknown spawner request kind ${String(message["kind"])}`);
   const { file, args, input, env, timeoutMs, resolveOnSuccessfulExit } = message;
   if (typeof file !== "string" || file === "") throw new TypeError("a spawner request needs a program to run");
   if (!isStringArray(args)) throw new TypeError("spawner request arguments must be strings");
-  if (input !== undefined && typeof input !== "string") throw new TypeError("spawner request input must be a string");
   if (env !== undefined && !isStringRecord(env)) throw new TypeError("spawner request environment must map names to strings");
+  if (message["kind"] === "start") return { kind: "start", id, file, args, ...(env === undefined ? {} : { env }) };
+  if (input !== undefined && typeof input !== "string") throw new TypeError("spawner request input must be a string");
   if (timeoutMs !== undefined && (typeof timeoutMs !== "number" || !(timeoutMs > 0))) throw new TypeError("spawner request timeout must be positive");
   if (resolveOnSuccessfulExit !== undefined && typeof resolveOnSuccessfulExit !== "boolean") {
     throw new TypeError("spawner request resolveOnSuccessfulExit must be a boolean");
@@ -86,6 +96,7 @@ export function parseSpawnerReply(message: unknown): SpawnerReply {
   if (!isRecord(message)) throw new TypeError("a spawner reply must be an object");
   const id = requestId(message["id"]);
   if (typeof message["error"] === "string") return { id, error: message["error"] };
+  if (typeof message["ready"] === "string") return { id, ready: message["ready"] };
   const result = message["result"];
   if (!isRecord(result)) throw new TypeError("a spawner reply needs a result or an error");
   const { code, stdout, stderr } = result;
@@ -101,12 +112,13 @@ function definedEnv(env: NodeJS.ProcessEnv): Record<string, string> {
 
 interface PendingCommand {
   file: string;
-  resolve(result: CommandResult): void;
+  /** Takes the spawner's answer (a result or a ready line); errors go to reject. */
+  settle(reply: Exclude<SpawnerReply, { error: string }>): void;
   reject(error: Error): void;
 }
 
 /** Runs commands in a helper process (see spawnerMainPath); restarted on the next call if it dies. */
-export class CommandSpawner {
+export class CommandSpawner implements CommandLauncher {
   readonly #logger: Logger;
   #child: ChildProcess | null = null;
   readonly #pending = new Map<number, PendingCommand>();
@@ -117,10 +129,8 @@ export class CommandSpawner {
     this.#logger = options.logger.child({ component: "spawner" });
   }
 
-  /** A CommandRunner: same contract as runCommand. */
-  readonly run = (file: string, args: readonly string[], options: CommandOptions = {}): Promise<CommandResult> => {
-    const { signal } = options;
-    if (signal?.aborted === true) return Promise.reject(new CancelledError(`${file} cancelled`, { cause: signal.reason }));
+  /** Same contract as runCommand. */
+  run(file: string, args: readonly string[], options: CommandOptions = {}): Promise<CommandResult> {
     // Closing stops the spawner, not the daemon's own last commands.
     if (this.#closed) return spawnCommand(file, args, options);
     const request: SpawnerRunRequest = {
@@ -133,35 +143,60 @@ export class CommandSpawner {
       ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
       ...(options.resolveOnSuccessfulExit === undefined ? {} : { resolveOnSuccessfulExit: options.resolveOnSuccessfulExit }),
     };
+    return this.#request(request, options.signal, (reply) => ("result" in reply ? reply.result : undefined));
+  }
+
+  /** Same contract as startDetached. */
+  startDetached(file: string, args: readonly string[], options: DetachedOptions = {}): Promise<string> {
+    if (this.#closed) return spawnDetached(file, args, options);
+    const request: SpawnerStartRequest = {
+      kind: "start",
+      id: this.#nextId++,
+      file,
+      args: [...args],
+      ...(options.env === undefined ? {} : { env: definedEnv(options.env) }),
+    };
+    return this.#request(request, options.signal, (reply) => ("ready" in reply ? reply.ready : undefined));
+  }
+
+  #request<T>(
+    request: SpawnerRunRequest | SpawnerStartRequest,
+    signal: AbortSignal | undefined,
+    answer: (reply: Exclude<SpawnerReply, { error: string }>) => T | undefined,
+  ): Promise<T> {
+    const { file } = request;
+    if (signal?.aborted === true) return Promise.reject(new CancelledError(`${file} cancelled`, { cause: signal.reason }));
     if (JSON.stringify(request).length > spawnerRequestBytesMax) {
       return Promise.reject(new UnavailableError(`cannot run ${file}: its arguments and input exceed ${spawnerRequestBytesMax} bytes`));
     }
-    return new Promise<CommandResult>((resolve, reject) => {
+    return new Promise<T>((resolve, reject) => {
       const onAbort = (): void => {
-        settle();
+        done();
         this.#send({ kind: "cancel", id: request.id });
         reject(new CancelledError(`${file} cancelled`, { cause: signal?.reason }));
       };
-      const settle = (): void => {
+      const done = (): void => {
         this.#pending.delete(request.id);
         signal?.removeEventListener("abort", onAbort);
         if (this.#pending.size === 0) this.#idle();
       };
       this.#pending.set(request.id, {
         file,
-        resolve: (result) => {
-          settle();
-          resolve(result);
+        settle: (reply) => {
+          done();
+          const value = answer(reply);
+          if (value === undefined) reject(new UnavailableError(`the command spawner answered ${file} with the wrong kind of reply`));
+          else resolve(value);
         },
         reject: (error) => {
-          settle();
+          done();
           reject(error);
         },
       });
       signal?.addEventListener("abort", onAbort, { once: true });
       this.#send(request);
     });
-  };
+  }
 
   /** Stops the helper process once its running commands are done; later commands fork here. */
   async close(): Promise<void> {
@@ -215,7 +250,7 @@ export class CommandSpawner {
     const pending = this.#pending.get(reply.id);
     if (pending === undefined) return;
     if ("error" in reply) pending.reject(new UnavailableError(reply.error));
-    else pending.resolve(reply.result);
+    else pending.settle(reply);
   }
 
   /** An idle spawner keeps no process alive: the daemon's shutdown, not the spawner's, ends it. */

@@ -94,7 +94,7 @@ function startApi(options: { config: DaemonConfig; logger: Logger; swarm: SwarmN
 /** Helper programs are forked by a small spawner process, not by the daemon (see spawner.ts). */
 function routeCommandsThroughSpawner(logger: Logger): () => Promise<void> {
   const spawner = new CommandSpawner({ logger });
-  const stopRouting = routeCommandsThrough(spawner.run);
+  const stopRouting = routeCommandsThrough(spawner);
   return async () => {
     stopRouting();
     await spawner.close();

@@ -6,7 +6,7 @@ import { test, type TestContext } from "node:test";
 
 import { pino } from "pino";
 
-import { routeCommandsThrough, runCommand } from "../../src/common/command.js";
+import { routeCommandsThrough, runCommand, spawnDetached, startDetached, type CommandOptions, type CommandResult } from "../../src/common/command.js";
 import { CancelledError, UnavailableError } from "../../src/common/errors.js";
 import { CommandSpawner, parseSpawnerReply, parseSpawnerRequest } from "../../src/common/spawner.js";
 import { waitFor } from "../helpers/wait.js";
@@ -28,14 +28,20 @@ function startSpawner(t: TestContext): CommandSpawner {
   return spawner;
 }
 
+type Run = (file: string, args: readonly string[], options?: CommandOptions) => Promise<CommandResult>;
+
 /** The pid of whoever forks commands: the spawner process, not this one. */
-async function forkerPid(run: CommandSpawner["run"]): Promise<number> {
+async function forkerPid(run: Run): Promise<number> {
   const { stdout } = await run("/bin/sh", ["-c", "echo $PPID"]);
   return Number(stdout.trim());
 }
 
+function runOf(spawner: CommandSpawner): Run {
+  return (file, args, options) => spawner.run(file, args, options);
+}
+
 /** Starts `sleep 30` under `run` and returns its pid (read from a file) and its pending result. */
-async function startSleeper(t: TestContext, run: CommandSpawner["run"], signal?: AbortSignal): Promise<{ pid: number; done: Promise<unknown> }> {
+async function startSleeper(t: TestContext, run: Run, signal?: AbortSignal): Promise<{ pid: number; done: Promise<unknown> }> {
   const dir = await mkdtemp(join(tmpdir(), "shoal-spawner-"));
   const pidFile = join(dir, "pid");
   const done = run("/bin/sh", ["-c", `echo $$ > ${pidFile}; exec sleep 30`], signal === undefined ? {} : { signal });
@@ -53,7 +59,7 @@ async function startSleeper(t: TestContext, run: CommandSpawner["run"], signal?:
 
 test("commands run in the spawner process with their exit code, output, input and environment", async (t) => {
   const spawner = startSpawner(t);
-  const pid = await forkerPid(spawner.run);
+  const pid = await forkerPid(runOf(spawner));
   assert.notEqual(pid, process.pid, "the command was forked by the test process itself");
   assert.deepEqual(await spawner.run("/bin/sh", ["-c", "echo out; echo err >&2; exit 3"]), { code: 3, stdout: "out\n", stderr: "err\n" });
   assert.equal((await spawner.run("/bin/cat", [], { input: "piped in" })).stdout, "piped in");
@@ -63,7 +69,7 @@ test("commands run in the spawner process with their exit code, output, input an
     concurrent.map((result) => result.stdout),
     Array.from({ length: 20 }, (_, index) => `${index}\n`),
   );
-  assert.equal(await forkerPid(spawner.run), pid, "one spawner process serves every command");
+  assert.equal(await forkerPid(runOf(spawner)), pid, "one spawner process serves every command");
 });
 
 test("a program that cannot start is UnavailableError naming it", async (t) => {
@@ -78,7 +84,7 @@ test("a program that cannot start is UnavailableError naming it", async (t) => {
 test("cancelling a command kills it and rejects with CancelledError", async (t) => {
   const spawner = startSpawner(t);
   const controller = new AbortController();
-  const sleeper = await startSleeper(t, spawner.run, controller.signal);
+  const sleeper = await startSleeper(t, runOf(spawner), controller.signal);
   controller.abort();
   await assert.rejects(sleeper.done, CancelledError);
   await waitFor("the cancelled command to be killed", () => (isAlive(sleeper.pid) ? undefined : true));
@@ -94,32 +100,55 @@ test("a command past its timeout is killed and reports code 128", async (t) => {
 
 test("when the spawner dies, running commands fail with UnavailableError and the next command starts a new one", async (t) => {
   const spawner = startSpawner(t);
-  const first = await forkerPid(spawner.run);
-  const sleeper = await startSleeper(t, spawner.run);
+  const first = await forkerPid(runOf(spawner));
+  const sleeper = await startSleeper(t, runOf(spawner));
   process.kill(first, "SIGKILL");
   await assert.rejects(sleeper.done, UnavailableError);
-  const second = await forkerPid(spawner.run);
+  const second = await forkerPid(runOf(spawner));
   assert.notEqual(second, first);
   assert.notEqual(second, process.pid);
 });
 
 test("close waits for the spawner to exit; later commands run here", async (t) => {
   const spawner = startSpawner(t);
-  const pid = await forkerPid(spawner.run);
+  const pid = await forkerPid(runOf(spawner));
   await spawner.close();
   assert.equal(isAlive(pid), false, "the spawner outlived close");
-  assert.equal(await forkerPid(spawner.run), process.pid);
+  assert.equal(await forkerPid(runOf(spawner)), process.pid);
 });
 
 test("runCommand goes through the routed runner until the route is removed", async (t) => {
   const spawner = startSpawner(t);
-  const stopRouting = routeCommandsThrough(spawner.run);
+  const stopRouting = routeCommandsThrough(spawner);
   try {
     assert.notEqual(await forkerPid(runCommand), process.pid);
   } finally {
     stopRouting();
   }
   assert.equal(await forkerPid(runCommand), process.pid);
+});
+
+test("startDetached answers with the first line the program writes on fd 3, and leaves it running", async (t) => {
+  const spawner = startSpawner(t);
+  const viaSpawner = await spawner.startDetached("/bin/sh", ["-c", "echo $PPID $$ >&3; echo more >&3; exec sleep 30"]);
+  const [parent, pid] = viaSpawner.trim().split(" ").map(Number);
+  assert.match(viaSpawner, /^\d+ \d+\n$/);
+  assert.ok(parent !== undefined && pid !== undefined);
+  t.after(() => (isAlive(pid) ? process.kill(pid, "SIGKILL") : undefined));
+  assert.notEqual(parent, process.pid, "the spawner did not start it");
+  assert.ok(isAlive(pid), "the program did not outlive the answer");
+  assert.equal(await spawnDetached("/bin/sh", ["-c", "echo ready $PPID >&3; exec sleep 0.5"]), `ready ${process.pid}\n`);
+  // What a program that closes the pipe without a newline wrote, or nothing, is the answer.
+  assert.equal(await spawner.startDetached("/bin/sh", ["-c", "printf partial >&3"]), "partial");
+  assert.equal(await spawner.startDetached("/bin/true", []), "");
+  assert.equal((await spawner.startDetached("/bin/sh", ["-c", "echo $GIVEN >&3"], { env: { GIVEN: "env" } })), "env\n");
+  await assert.rejects(spawner.startDetached("/nonexistent/shoal-daemon", []), UnavailableError);
+  const stopRouting = routeCommandsThrough(spawner);
+  try {
+    assert.notEqual(await startDetached("/bin/sh", ["-c", "echo $PPID >&3"]), `${process.pid}\n`);
+  } finally {
+    stopRouting();
+  }
 });
 
 test("requests and replies from the other process are parsed, not trusted", () => {
@@ -132,6 +161,8 @@ test("requests and replies from the other process are parsed, not trusted", () =
   assert.throws(() => parseSpawnerRequest({ kind: "exec", id: 1 }), TypeError);
   assert.deepEqual(parseSpawnerReply({ id: 3, result: { code: 0, stdout: "a", stderr: "" } }), { id: 3, result: { code: 0, stdout: "a", stderr: "" } });
   assert.deepEqual(parseSpawnerReply({ id: 3, error: "no" }), { id: 3, error: "no" });
+  assert.deepEqual(parseSpawnerReply({ id: 4, ready: "x\n" }), { id: 4, ready: "x\n" });
+  assert.deepEqual(parseSpawnerRequest({ kind: "start", id: 5, file: "/bin/true", args: ["a"] }), { kind: "start", id: 5, file: "/bin/true", args: ["a"] });
   assert.throws(() => parseSpawnerReply({ id: 3, result: { code: "0", stdout: "", stderr: "" } }), TypeError);
   assert.throws(() => parseSpawnerReply(null), TypeError);
 });

@@ -1,11 +1,7 @@
-import { spawn } from "node:child_process";
-import { Readable } from "node:stream";
-
-import { CancelledError, FailedPreconditionError, UnavailableError } from "../../../common/errors.js";
+import { startDetached } from "../../../common/command.js";
+import { FailedPreconditionError } from "../../../common/errors.js";
 import type { OciRuntime } from "./runtime.js";
 
-/** The sync message conmon writes once the runtime's create finished; more is not expected. */
-export const syncMessageBytesMax = 64 * 1024;
 /** Size at which conmon starts the container log afresh (k8s-file driver). */
 export const containerLogBytesMax = 64 * 1024 * 1024;
 
@@ -43,27 +39,6 @@ export function parseConmonSync(text: string): { pid: number } | { error: string
   return { error: message };
 }
 
-function firstSyncLine(stream: Readable): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let bytes = 0;
-    const onData = (chunk: Buffer): void => {
-      chunks.push(chunk);
-      bytes += chunk.length;
-      if (chunk.includes(0x0a) || bytes > syncMessageBytesMax) finish();
-    };
-    const finish = (): void => {
-      stream.off("data", onData);
-      stream.off("end", finish);
-      stream.destroy();
-      resolve(Buffer.concat(chunks).toString("utf8"));
-    };
-    stream.on("data", onData);
-    stream.on("end", finish);
-    stream.on("error", reject);
-  });
-}
-
 /**
  * Starts conmon for one container: conmon daemonises (so the container outlives this
  * process), runs `<runtime> create`, holds the container's stdio and writes the log, and
@@ -98,34 +73,14 @@ export async function createWithConmon(options: {
     "--log-level", "error",
     "--syslog",
   ];
-  const child = spawn(options.conmonPath, args, {
-    // fd 3 is the sync pipe: conmon reports the created pid (or the failure) there.
-    // conmon outlives us, so it gets no pipe of ours but fd 3; its own errors go to syslog.
-    stdio: ["ignore", "ignore", "ignore", "pipe"],
+  // conmon outlives us, so it gets no pipe of ours but fd 3, the sync pipe: it reports the
+  // created pid (or the failure) there. Its own errors go to syslog.
+  const syncText = await startDetached(options.conmonPath, args, {
     env: { ...process.env, _OCI_SYNCPIPE: "3" },
-    detached: true,
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
   });
-  const syncStream = child.stdio[3];
-  if (!(syncStream instanceof Readable)) {
-    child.kill("SIGKILL");
-    throw new UnavailableError("cannot open conmon's sync pipe");
-  }
-  const spawnError = new Promise<never>((_, reject) => {
-    child.once("error", (error) => reject(new UnavailableError(`cannot run conmon: ${error.message}`, { cause: error })));
-  });
-  const abortListener = (): void => {
-    child.kill("SIGKILL");
-  };
-  options.signal?.addEventListener("abort", abortListener, { once: true });
-  try {
-    const syncText = await Promise.race([firstSyncLine(syncStream), spawnError]);
-    if (options.signal?.aborted === true) throw new CancelledError("container create cancelled");
-    const sync = parseConmonSync(syncText);
-    if ("pid" in sync) return sync;
-    const reason = sync.error.trim() === "" ? "conmon gave no reason (see syslog)" : sync.error.trim();
-    throw new FailedPreconditionError(`${runtime.name} create failed: ${reason.replace(/\s+/g, " ").slice(0, 2000)}`);
-  } finally {
-    options.signal?.removeEventListener("abort", abortListener);
-    child.unref();
-  }
+  const sync = parseConmonSync(syncText);
+  if ("pid" in sync) return sync;
+  const reason = sync.error.trim() === "" ? "conmon gave no reason (see syslog)" : sync.error.trim();
+  throw new FailedPreconditionError(`${runtime.name} create failed: ${reason.replace(/\s+/g, " ").slice(0, 2000)}`);
 }
