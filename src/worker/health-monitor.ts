@@ -11,6 +11,8 @@ export interface ImageHealthcheck {
   readonly intervalNs: number;
   readonly timeoutNs: number;
   readonly startPeriodNs: number;
+  /** Absent from images built before Docker 25. */
+  readonly startIntervalNs?: number;
   readonly retries: number;
 }
 
@@ -21,6 +23,7 @@ export interface ResolvedHealthcheck {
   timeoutMs: number;
   retries: number;
   startPeriodMs: number;
+  startIntervalMs: number;
 }
 
 /** Runs the check's command once inside the task's container. */
@@ -63,6 +66,7 @@ export function resolveHealthcheck(spec: HealthConfig | undefined, image: ImageH
     timeoutMs: pick(spec?.timeoutMs, image?.timeoutNs, defaults.timeoutMs),
     retries: spec !== undefined && spec.retries > 0 ? spec.retries : image !== undefined && image.retries > 0 ? image.retries : defaults.retries,
     startPeriodMs: pick(spec?.startPeriodMs, image?.startPeriodNs, defaults.startPeriodMs),
+    startIntervalMs: pick(spec?.startIntervalMs, image?.startIntervalNs, defaults.startIntervalMs),
   };
 }
 
@@ -75,10 +79,11 @@ export interface HealthMonitorOptions {
 }
 
 /**
- * Runs a container's health check the way Docker does: every interval, each run cut off
- * after the timeout; a pass makes it healthy; `retries` failures in a row make it
- * unhealthy, except that failures in the start period do not count while it has never
- * passed. Unhealthy is final: the task is failed and its restart policy decides.
+ * Runs a container's health check the way Docker does: every interval (every start
+ * interval during the start period, until a check passes), each run cut off after the
+ * timeout; a pass makes it healthy; `retries` failures in a row make it unhealthy, except
+ * that failures in the start period do not count while it has never passed. Unhealthy is
+ * final: the task is failed and its restart policy decides.
  */
 export class HealthMonitor {
   readonly #options: HealthMonitorOptions;
@@ -112,7 +117,7 @@ export class HealthMonitor {
     const startedAt = clock.now();
     let failures = 0;
     while (!signal.aborted) {
-      await clock.sleep(check.intervalMs, { signal });
+      await clock.sleep(this.#delayMs(startedAt), { signal });
       const result = await this.#probeOnce();
       if (signal.aborted) return;
       if (result.exitCode === 0) {
@@ -127,6 +132,18 @@ export class HealthMonitor {
         return;
       }
     }
+  }
+
+  /**
+   * The wait before the next check. Within the start period, while starting, the start
+   * interval, but never past the period's end: Docker 25 waited a whole start interval
+   * even when the period ended sooner (moby#46747), which delays an unhealthy verdict.
+   */
+  #delayMs(startedAt: number): number {
+    const { check, clock } = this.#options;
+    const periodLeftMs = startedAt + check.startPeriodMs - clock.now();
+    if (this.#health !== "starting" || periodLeftMs <= 0) return check.intervalMs;
+    return Math.min(check.startIntervalMs, periodLeftMs);
   }
 
   async #probeOnce(): Promise<{ exitCode: number; output: string }> {

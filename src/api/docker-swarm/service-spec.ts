@@ -50,12 +50,13 @@ function readMount(value: unknown, path: string): Input {
 }
 
 function readHealthcheck(value: unknown, path: string): Input {
-  const fields = dockerFields(value, path, ["Test", "Interval", "Timeout", "StartPeriod", "Retries"], ["StartInterval"]);
+  const fields = dockerFields(value, path, ["Test", "Interval", "Timeout", "StartPeriod", "StartInterval", "Retries"]);
   const health: Input = {};
   setDefined(health, "test", present(fields, "Test"));
   setDefined(health, "intervalMs", readDuration(fields, "Interval", path));
   setDefined(health, "timeoutMs", readDuration(fields, "Timeout", path));
   setDefined(health, "startPeriodMs", readDuration(fields, "StartPeriod", path));
+  setDefined(health, "startIntervalMs", readDuration(fields, "StartInterval", path));
   setDefined(health, "retries", present(fields, "Retries"));
   return health;
 }
@@ -299,6 +300,7 @@ function dockerHealthcheck(health: HealthConfig): Input {
     Interval: msToNanos(health.intervalMs),
     Timeout: msToNanos(health.timeoutMs),
     StartPeriod: msToNanos(health.startPeriodMs),
+    StartInterval: msToNanos(health.startIntervalMs),
     Retries: health.retries,
   };
 }

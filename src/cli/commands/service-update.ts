@@ -46,6 +46,7 @@ export interface ServiceUpdateOptions {
   healthTimeout?: string;
   healthRetries?: string;
   healthStartPeriod?: string;
+  healthStartInterval?: string;
   /** commander's `--no-healthcheck`: false when given. */
   healthcheck?: boolean;
   restartCondition?: string;
@@ -81,11 +82,11 @@ function updatedContainer(container: JsonRecord, options: ServiceUpdateOptions, 
 }
 
 /** The health flags `service create` and `service update` share. */
-export type HealthFlags = Pick<ServiceUpdateOptions, "healthCmd" | "healthInterval" | "healthTimeout" | "healthRetries" | "healthStartPeriod" | "healthcheck">;
+export type HealthFlags = Pick<ServiceUpdateOptions, "healthCmd" | "healthInterval" | "healthTimeout" | "healthRetries" | "healthStartPeriod" | "healthStartInterval" | "healthcheck">;
 
 /** `--health-*` and `--no-healthcheck` on top of the current Healthcheck ({} for a new service); undefined when none is given. */
 export function updatedHealthcheck(current: JsonRecord, options: HealthFlags): Record<string, unknown> | undefined {
-  const given = [options.healthCmd, options.healthInterval, options.healthTimeout, options.healthRetries, options.healthStartPeriod];
+  const given = [options.healthCmd, options.healthInterval, options.healthTimeout, options.healthRetries, options.healthStartPeriod, options.healthStartInterval];
   if (options.healthcheck === false) {
     if (given.some((value) => value !== undefined)) throw new InvalidArgumentError("--no-healthcheck conflicts with --health-* options");
     return { Test: ["NONE"] };
@@ -96,6 +97,7 @@ export function updatedHealthcheck(current: JsonRecord, options: HealthFlags): R
   setIfDefined(health, "Interval", options.healthInterval === undefined ? undefined : parseGoDuration(options.healthInterval, "--health-interval"));
   setIfDefined(health, "Timeout", options.healthTimeout === undefined ? undefined : parseGoDuration(options.healthTimeout, "--health-timeout"));
   setIfDefined(health, "StartPeriod", options.healthStartPeriod === undefined ? undefined : parseGoDuration(options.healthStartPeriod, "--health-start-period"));
+  setIfDefined(health, "StartInterval", options.healthStartInterval === undefined ? undefined : parseGoDuration(options.healthStartInterval, "--health-start-interval"));
   setIfDefined(health, "Retries", wholeNumber(options.healthRetries, "--health-retries"));
   return health;
 }
@@ -355,6 +357,7 @@ export function addHealthOptions(command: Command): Command {
     .option("--health-timeout <duration>", "longest a health check may run")
     .option("--health-retries <n>", "failures in a row that make a task unhealthy")
     .option("--health-start-period <duration>", "grace period after start when failures do not count")
+    .option("--health-start-interval <duration>", "time between health checks during the start period")
     .option("--no-healthcheck", "disable the image's health check");
 }
 

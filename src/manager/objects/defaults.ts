@@ -19,7 +19,7 @@ export const serviceDefaults = {
   stopGracePeriodMs: 10_000,
   /** Empty: the image's stop signal, else SIGTERM (the engine decides). */
   stopSignal: "",
-  healthcheck: { intervalMs: 30_000, timeoutMs: 30_000, retries: 3, startPeriodMs: 0 } satisfies Omit<HealthConfig, "test">,
+  healthcheck: { intervalMs: 30_000, timeoutMs: 30_000, retries: 3, startPeriodMs: 0, startIntervalMs: 5_000 } satisfies Omit<HealthConfig, "test">,
 } as const;
 
 export const clusterDefaults: Omit<ClusterSpec, "name" | "labels"> = {

@@ -68,7 +68,7 @@ function parseMount(value: unknown, path: string): Mount {
 }
 
 function parseHealthConfig(value: unknown, path: string): HealthConfig {
-  const fields = parseFields(value, path, ["test", "intervalMs", "timeoutMs", "retries", "startPeriodMs"]);
+  const fields = parseFields(value, path, ["test", "intervalMs", "timeoutMs", "retries", "startPeriodMs", "startIntervalMs"]);
   const test = required(fields, "test", path, (item, at) => parseStringArray(item, at, specLimits.argumentsCountMax, argument));
   const kind = test[0];
   if (kind !== "NONE" && kind !== "CMD" && kind !== "CMD-SHELL") {
@@ -81,6 +81,7 @@ function parseHealthConfig(value: unknown, path: string): HealthConfig {
     timeoutMs: withDefault(fields, "timeoutMs", path, defaults.timeoutMs, parseDurationMs),
     retries: withDefault(fields, "retries", path, defaults.retries, (item, at) => parseInteger(item, at, { min: 0, max: 1_000 })),
     startPeriodMs: withDefault(fields, "startPeriodMs", path, defaults.startPeriodMs, parseDurationMs),
+    startIntervalMs: withDefault(fields, "startIntervalMs", path, defaults.startIntervalMs, parseDurationMs),
   };
 }
 

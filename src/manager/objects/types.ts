@@ -51,6 +51,8 @@ export interface HealthConfig {
   timeoutMs: number;
   retries: number;
   startPeriodMs: number;
+  /** Time between checks during the start period, while the task has not passed one yet. */
+  startIntervalMs: number;
 }
 
 export interface ContainerSpec {

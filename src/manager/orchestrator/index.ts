@@ -21,5 +21,5 @@ export {
   updateSlotsPerPassMax,
 } from "./update-plan.js";
 export type { NewSlotTask, UpdatePlan, UpdatePlanInput } from "./update-plan.js";
-export { Updater, updaterRetryDelayMs, updateStatusChannel } from "./updater.js";
+export { Updater, updaterRetryDelayMs, updaterRunningSinceMax, updateStatusChannel } from "./updater.js";
 export type { UpdateStatusMessage } from "./updater.js";

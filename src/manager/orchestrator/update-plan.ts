@@ -23,6 +23,11 @@ export interface UpdatePlanInput {
   /** The service's constraints, parsed; undefined when they do not parse (nothing moves for them). */
   constraints: readonly Constraint[] | undefined;
   now: number;
+  /**
+   * When a task was last seen entering "running" (its status timestamp then), as far as
+   * the caller observed; undefined when it never saw the task run.
+   */
+  runningSince?: (taskId: string) => number | undefined;
 }
 
 export interface NewSlotTask {
@@ -191,10 +196,24 @@ function failureSummary(input: UpdatePlanInput, failed: readonly Task[], slotCou
   return `${failed.length} of ${slotCount} updated tasks failed (max failure ratio ${config.maxFailureRatio}): ${named.join("; ")}${more}`;
 }
 
-/** Tasks of the current spec created since the rollout started that failed, oldest failure first. */
+/**
+ * Whether a failed task counts against the rollout. As in swarm, a task is watched for the
+ * monitor window once it runs: one that ran longer before failing is the restart policy's
+ * business, not the update's. A task never seen running (or seen by a former leader only)
+ * counts.
+ */
+function failedWithinMonitor(input: UpdatePlanInput, task: Task): boolean {
+  const since = input.runningSince?.(task.id);
+  if (since === undefined) return true;
+  // A running task found unhealthy keeps the timestamp of its start: it fails as of now.
+  const failedAt = isTerminalTaskState(task.status.state) ? task.status.timestamp : input.now;
+  return failedAt - since <= activeUpdateConfig(input.service).monitorMs;
+}
+
+/** Tasks of the current spec created since the rollout started that failed within their monitor window, oldest failure first. */
 function failedSinceStart(input: UpdatePlanInput, startedAt: number): Task[] {
   return input.tasks
-    .filter((task) => task.meta.createdAt >= startedAt && isTaskCurrent(task, input.service) && isTaskFailed(task))
+    .filter((task) => task.meta.createdAt >= startedAt && isTaskCurrent(task, input.service) && isTaskFailed(task) && failedWithinMonitor(input, task))
     .sort((left, right) => left.status.timestamp - right.status.timestamp);
 }
 
@@ -258,10 +277,14 @@ function planInFlight(input: UpdatePlanInput, options: { status: UpdateStatus | 
   for (const slot of slots) {
     const leader = leadingTask(slot.fresh);
     if (leader === undefined) continue;
-    const touched = slot.stale.length > 0 || slot.movedOff || (rolling && leader.meta.createdAt >= status.startedAt);
+    // A restart (attempt > 0) of a task the rollout made is the restart policy's: its failure
+    // counted (or not) already, and a crash loop must not hold the other slots back, by
+    // starting again or by waiting out the delay anew after each restart.
+    const madeByRollout = rolling && leader.attempt === 0 && leader.meta.createdAt >= status.startedAt;
+    const touched = slot.stale.length > 0 || slot.movedOff || madeByRollout;
     if (isTaskStarting(leader)) {
       if (touched) inFlight += 1;
-    } else if (delayMs > 0 && status !== undefined && isTaskDone(leader) && leader.meta.createdAt >= status.startedAt) {
+    } else if (delayMs > 0 && madeByRollout && isTaskDone(leader)) {
       const freeAt = leader.status.timestamp + delayMs;
       if (freeAt > input.now) {
         inFlight += 1;
@@ -322,8 +345,9 @@ function planCompletion(input: UpdatePlanInput, options: { status: UpdateStatus;
  *   is created until it runs (and is healthy, if it has a health check) plus `delayMs`;
  * - stop-first stops the old task as the new one is created, and the new one starts once
  *   the old one is reported stopped; start-first stops the old task once the new one is done;
- * - a task from the current spec created since the rollout started that fails counts as a
- *   failure; past maxFailureRatio the failure action applies (a rollback's "rollback" pauses);
+ * - a task from the current spec created since the rollout started that fails before it ran
+ *   for the monitor window counts as a failure; past maxFailureRatio the failure action
+ *   applies (a rollback's "rollback" pauses);
  * - the rollout completes once no slot waits or rolls and the last new task has run for the
  *   monitor window.
  */

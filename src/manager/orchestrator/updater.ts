@@ -4,7 +4,7 @@ import type { Clock } from "../../common/clock.js";
 import { errorMessage } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
 import type { Service, UpdateStatus } from "../objects/index.js";
-import type { MemoryStore, StoreObjectEvent, WriteTx } from "../store/index.js";
+import type { MemoryStore, StoreObjectEvent, StoreObjectEventOf, WriteTx } from "../store/index.js";
 import { parseConstraints, type Constraint } from "../../scheduler/index.js";
 import { resolveOrchestratorOptions, type OrchestratorOptions } from "./options.js";
 import { runReconcileLoop, type Reconciler } from "./reconcile-loop.js";
@@ -14,6 +14,8 @@ import { KeyedTimers } from "./keyed-timers.js";
 
 /** Wait before a timer-driven pass that failed is tried again. */
 export const updaterRetryDelayMs = 500;
+/** Tasks whose start the updater remembers (for per-task monitor windows); the oldest are forgotten first. */
+export const updaterRunningSinceMax = 100_000;
 
 /** Published on every update status change: `{ serviceId, status }`. */
 export const updateStatusChannel = diagnosticsChannel.channel("shoal:orchestrator:update-status");
@@ -51,6 +53,12 @@ export class Updater implements Reconciler {
   /** Services whose last pass was not idle: only their task events can give the updater work. */
   readonly #active = new Set<string>();
   #nodesDirty = false;
+  /**
+   * When each task was seen entering "running" (its status timestamp), kept past its end so
+   * a failure can be set against its monitor window. Memory only, as in swarm: a new leader
+   * knows the tasks it sees running, and counts any other failure.
+   */
+  readonly #runningSince = new Map<string, number>();
   readonly #timers: KeyedTimers;
   #signal: AbortSignal | undefined;
 
@@ -87,6 +95,7 @@ export class Updater implements Reconciler {
         this.#dirty.add(event.object.id);
         return;
       case "task":
+        this.#noteRunning(event);
         if (this.#active.has(event.object.serviceId)) this.#dirty.add(event.object.serviceId);
         return;
       case "node":
@@ -101,6 +110,26 @@ export class Updater implements Reconciler {
         return;
       case "cluster":
         return;
+    }
+  }
+
+  /** Remembers task starts from task events: a task may run and fail between two passes. */
+  #noteRunning(event: StoreObjectEventOf<"task">): void {
+    if (event.type === "deleted") {
+      this.#runningSince.delete(event.object.id);
+      return;
+    }
+    const seen = event.type === "updated" && event.previous.status.state === "running" ? event.previous : event.object;
+    if (seen.status.state === "running") this.#rememberRunning(seen.id, seen.status.timestamp);
+  }
+
+  #rememberRunning(taskId: string, since: number): void {
+    if (this.#runningSince.get(taskId) === since) return;
+    this.#runningSince.delete(taskId);
+    this.#runningSince.set(taskId, since);
+    if (this.#runningSince.size > updaterRunningSinceMax) {
+      const [oldest] = this.#runningSince.keys();
+      if (oldest !== undefined) this.#runningSince.delete(oldest);
     }
   }
 
@@ -148,12 +177,15 @@ export class Updater implements Reconciler {
     const service = tx.get("service", serviceId);
     if (service === undefined) return undefined;
     const now = this.#clock.now();
+    const tasks = tx.find("task", { by: "serviceId", serviceId });
+    for (const task of tasks) if (task.status.state === "running") this.#rememberRunning(task.id, task.status.timestamp);
     const plan = planServiceUpdate({
       service,
-      tasks: tx.find("task", { by: "serviceId", serviceId }),
+      tasks,
       node: (nodeId) => tx.get("node", nodeId),
       constraints: constraintsOf(service),
       now,
+      runningSince: (taskId) => this.#runningSince.get(taskId),
     });
     for (const { taskId, reason } of plan.shutdown) {
       const task = tx.get("task", taskId);

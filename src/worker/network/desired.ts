@@ -1,13 +1,16 @@
 import type { NetworkMap } from "../../manager/dispatcher/index.js";
-import { taskStateRank, type Task } from "../../manager/objects/index.js";
+import type { Task } from "../../manager/objects/index.js";
 import type { OverlayAttachment, OverlayNetwork, OverlayState } from "./overlay.js";
 
-const runningRank = taskStateRank("running");
-
-/** A local task whose container runs and still should: its interfaces belong on the overlays. */
+/**
+ * A local task whose container runs: its interfaces belong on the overlays. A task told to
+ * stop keeps them until its container exits: balancers have stopped sending it new
+ * connections, but it still answers the ones in flight (and SYNs DNATed just before the
+ * balancers changed) during its drain and stop grace period.
+ */
 function containerNetns(task: Task): string | undefined {
   const pid = task.status.containerStatus?.pid ?? 0;
-  if (pid <= 0 || task.status.state !== "running" || taskStateRank(task.desiredState) > runningRank) return undefined;
+  if (pid <= 0 || task.status.state !== "running") return undefined;
   return `/proc/${pid}/ns/net`;
 }
 

@@ -6,7 +6,7 @@ import type { Logger } from "../../common/logger.js";
 import type { ProtoGrpcType as DispatcherProto } from "../../gen/dispatcher.js";
 import type { NetworkMapMessage__Output } from "../../gen/shoal/v1/NetworkMapMessage.js";
 import { parseNetworkMap, type NetworkMap } from "../../manager/dispatcher/index.js";
-import type { PublishedPort, Task } from "../../manager/objects/index.js";
+import { taskStateRank, type PublishedPort, type Task } from "../../manager/objects/index.js";
 import { loadProto } from "../../rpc/proto.js";
 import { grpcMessageSizeBytesMax } from "../../rpc/server.js";
 import { readFile } from "node:fs/promises";
@@ -18,6 +18,8 @@ import { DnsServer, parseResolvConfNameservers, type DnsLookup } from "./dns-ser
 import { OverlayPlane, type OverlayAttachment } from "./overlay.js";
 import { applyMeshRuleset, meshRuleset, type HostPortRule } from "./mesh.js";
 import { createServiceLookup, vipRules } from "./services.js";
+
+const runningRank = taskStateRank("running");
 
 /** How often the data plane compares what runs locally with what is programmed (picks up started containers). */
 export const dataPlaneSyncIntervalMs = 200;
@@ -139,9 +141,16 @@ export class NetworkAgent {
       networksByNetns.set(attachment.containerNetns, set);
     }
     for (const netns of this.#containers.keys()) if (!networksByNetns.has(netns)) this.#containers.delete(netns);
+    // A task told to stop keeps its interfaces until its container exits, but its rules stay
+    // as they are: it is about to go, and nsenter into a namespace that vanishes mid-way fails.
+    const stopping = new Set(this.#options.tasks().filter((task) => taskStateRank(task.desiredState) > runningRank).map((task) => `/proc/${task.status.containerStatus?.pid ?? 0}/ns/net`));
     const networksBySource = new Map<string, ReadonlySet<string>>();
     for (const [netns, networkIds] of networksByNetns) {
       let container = this.#containers.get(netns);
+      if (container !== undefined && stopping.has(netns)) {
+        if (container.uplink !== undefined) networksBySource.set(container.uplink.address, networkIds);
+        continue;
+      }
       if (container === undefined) {
         container = { uplink: await containerUplink(netns, { signal }), ruleset: "" };
         this.#containers.set(netns, container);

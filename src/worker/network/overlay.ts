@@ -1,3 +1,5 @@
+import { createHash } from "node:crypto";
+
 import { FailedPreconditionError, errorMessage } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
 import { attachToBridge, detachFromBridge } from "../../engine/network/index.js";
@@ -46,6 +48,20 @@ export function overlayVxlanName(vni: number): string {
 }
 
 const zeroMac = "00:00:00:00:00:00";
+
+/**
+ * A fixed MAC for the node's bridge of one overlay. Left alone, a Linux bridge takes the
+ * lowest MAC of its ports, so it changes as tasks' interfaces come and go (seen during
+ * rolling updates); tasks keep the old one in their ARP cache for the node's address, and
+ * once the port that owned it is gone their replies to the routing mesh are flooded
+ * instead of reaching the node. Locally administered, and distinct per node and network:
+ * the bridges of one overlay share an L2 segment across nodes.
+ */
+export function overlayBridgeMac(vni: number, localAddress: string): string {
+  const digest = createHash("sha256").update(`${vni}/${localAddress}`).digest();
+  const octets = [0x02, ...digest.subarray(0, 5)];
+  return octets.map((octet) => octet.toString(16).padStart(2, "0")).join(":");
+}
 
 interface Programmed {
   localAddress: string;
@@ -120,7 +136,7 @@ export class OverlayPlane {
     await this.#run(
       "ip",
       [
-        `link add ${bridge} mtu ${overlayMtu} type bridge`,
+        `link add ${bridge} address ${overlayBridgeMac(vni, localAddress)} mtu ${overlayMtu} type bridge`,
         `link add ${vxlan} mtu ${overlayMtu} type vxlan id ${vni} local ${localAddress} dstport ${vxlanPort} learning ttl 64`,
         `link set ${vxlan} master ${bridge} up`,
         `link set ${bridge} up`,

@@ -39,6 +39,7 @@ describe("service update flags", () => {
         healthCmd: "wget -q -O- localhost",
         healthInterval: "2s",
         healthRetries: "2",
+        healthStartInterval: "250ms",
         restartCondition: "on-failure",
         update: { parallelism: "3", order: "start-first", monitor: "0" },
         rollbackConfig: { failureAction: "continue" },
@@ -47,7 +48,7 @@ describe("service update flags", () => {
     );
     const template = updated["TaskTemplate"] as Record<string, Record<string, unknown>>;
     assert.deepEqual(template["ContainerSpec"]?.["Args"], ["sleep", "2d"]);
-    assert.deepEqual(template["ContainerSpec"]?.["Healthcheck"], { Test: ["CMD-SHELL", "wget -q -O- localhost"], Interval: 2e9, Retries: 2 });
+    assert.deepEqual(template["ContainerSpec"]?.["Healthcheck"], { Test: ["CMD-SHELL", "wget -q -O- localhost"], Interval: 2e9, StartInterval: 2.5e8, Retries: 2 });
     assert.deepEqual(template["Placement"], { Constraints: ["node.labels.zone==east"], Preferences: [{ Spread: { SpreadDescriptor: "node.labels.zone" } }] });
     assert.deepEqual(template["RestartPolicy"], { Condition: "on-failure", Delay: 5e9 });
     assert.deepEqual(template["Resources"], { Limits: { MemoryBytes: 64 * 1024 ** 2 }, Reservations: { NanoCPUs: 5e8 } });
@@ -57,6 +58,7 @@ describe("service update flags", () => {
     const spec = parseServiceSpec(readDockerServiceSpec(updated));
     assert.equal(spec.updateConfig.order, "start-first");
     assert.equal(spec.taskTemplate.containerSpec.healthcheck?.intervalMs, 2_000);
+    assert.equal(spec.taskTemplate.containerSpec.healthcheck?.startIntervalMs, 250);
   });
 
   test("--no-healthcheck turns the image's check off and refuses --health-* next to it", () => {
@@ -70,12 +72,14 @@ describe("service update flags", () => {
 test("service create takes the same health flags", () => {
   const options: ServiceCreateOptions = {
     name: "web", mode: "replicated", env: [], label: [], containerLabel: [], constraint: [], placementPref: [], publish: [], mount: [],
-    healthCmd: "true", healthTimeout: "1s", healthStartPeriod: "3s",
+    healthCmd: "true", healthTimeout: "1s", healthStartPeriod: "3s", healthStartInterval: "500ms",
   };
   const spec = serviceSpecFromFlags("busybox", [], options, {});
   const container = (spec["TaskTemplate"] as Record<string, Record<string, unknown>>)["ContainerSpec"];
-  assert.deepEqual(container?.["Healthcheck"], { Test: ["CMD-SHELL", "true"], Timeout: 1e9, StartPeriod: 3e9 });
-  assert.equal(parseServiceSpec(readDockerServiceSpec(spec)).taskTemplate.containerSpec.healthcheck?.startPeriodMs, 3_000);
+  assert.deepEqual(container?.["Healthcheck"], { Test: ["CMD-SHELL", "true"], Timeout: 1e9, StartPeriod: 3e9, StartInterval: 5e8 });
+  const health = parseServiceSpec(readDockerServiceSpec(spec)).taskTemplate.containerSpec.healthcheck;
+  assert.equal(health?.startPeriodMs, 3_000);
+  assert.equal(health?.startIntervalMs, 500);
 });
 
 describe("rollout display", () => {

@@ -10,7 +10,8 @@ import { addNodes, createService, liveTasksOf, quiesce, startControlLoops, tasks
 
 /**
  * What the workers of the fake cluster do with a task, by its env: "FAIL=1" exits with
- * code 1 as soon as it runs; "HEALTH=starting|unhealthy|healthy" reports that health.
+ * code 1 as soon as it runs; "CRASH_AFTER=MS" exits with code 1 after running that long;
+ * "HEALTH=starting|unhealthy|healthy" reports that health.
  */
 interface FakeWorkers {
   /** Moves every task one step the way a worker would; returns whether anything changed. */
@@ -36,8 +37,13 @@ function fakeWorkers(store: MemoryStore, clock: FakeClock): FakeWorkers {
           const { state } = task.status;
           const stopping = task.desiredState !== "running" && (state === "running" || state === "assigned");
           if (stopping && !stopAskedAt.has(task.id)) stopAskedAt.set(task.id, now);
+          const crashAfter = envOf(task, "CRASH_AFTER");
           if (stopping && now - (stopAskedAt.get(task.id) ?? now) >= stopMs) {
             tx.update("task", { ...task, status: { ...task.status, state: "shutdown", timestamp: now, message: "stopped" } });
+            changed = true;
+          } else if (task.desiredState === "running" && state === "running" && crashAfter !== undefined && now - task.status.timestamp >= Number(crashAfter)) {
+            const status = { ...task.status, state: "failed" as const, timestamp: now, err: "task: non-zero exit (1)", containerStatus: { containerId: "c", pid: 0, exitCode: 1 } };
+            tx.update("task", { ...task, status });
             changed = true;
           } else if (task.desiredState === "running" && state === "assigned") {
             const fail = envOf(task, "FAIL") === "1";
@@ -226,6 +232,32 @@ test("an unhealthy new task is an update failure", async (t) => {
   await updateSpec(store, "s1", withEnv(["HEALTH=unhealthy"], { parallelism: 1, order: "start-first" }));
   await runUntil(harness, workers, { what: "paused", probe: () => serviceOf(store, "s1").updateStatus?.state === "paused" });
   assert.match(serviceOf(store, "s1").updateStatus?.message ?? "", /health check failed/);
+});
+
+test("as in swarm, a new task that fails after running for its monitor window does not count against the update; one that fails within it does", async (t) => {
+  const { harness, workers } = await startedService(t, { replicas: 12 });
+  const { store } = harness;
+  // Stop-first, one at a time: each slot waits for its old task's 200 ms stop, so slot 1's new
+  // task fails (1.5 s after it started, 0.5 s past its monitor window) while the rollout goes on.
+  const config = { parallelism: 1, order: "stop-first", monitorMs: 1_000 } as const;
+  await updateSpec(store, "s1", withEnv(["CRASH_AFTER=1500"], config));
+  const crashed = (): Task[] => tasksOf(store, "s1").filter((task) => task.status.state === "failed" && envOf(task, "CRASH_AFTER") === "1500");
+  await runUntil(harness, workers, { what: "every slot on the new spec", probe: () => liveTasksOf(store, "s1").every((task) => envOf(task, "CRASH_AFTER") === "1500") });
+  assert.ok(crashed().length > 0, "new tasks failed during the rollout");
+  assert.notEqual(serviceOf(store, "s1").updateStatus?.state, "paused", serviceOf(store, "s1").updateStatus?.message);
+
+  await updateSpec(store, "s1", withEnv(["CRASH_AFTER=500"], config));
+  await runUntil(harness, workers, { what: "paused", probe: () => serviceOf(store, "s1").updateStatus?.state === "paused" });
+  assert.match(serviceOf(store, "s1").updateStatus?.message ?? "", /update paused: \d+ of 12 updated tasks failed .*exit code 1/u);
+});
+
+test("with a delay, the restarts of a new task that crash-loops past its monitor window do not hold the other slots back", async (t) => {
+  const { harness, workers } = await startedService(t, { replicas: 3 });
+  const { store } = harness;
+  await updateSpec(store, "s1", withEnv(["CRASH_AFTER=3000"], { parallelism: 1, delayMs: 5_000, monitorMs: 1_000 }));
+  await runUntil(harness, workers, { what: "every slot on the new spec", probe: () => liveTasksOf(store, "s1").every((task) => envOf(task, "CRASH_AFTER") !== undefined), limitMs: 30_000 });
+  assert.ok(tasksOf(store, "s1").some((task) => task.status.state === "failed"), "slot 1 crashed and was restarted meanwhile");
+  assert.equal(serviceOf(store, "s1").updateStatus?.state, "updating");
 });
 
 test("a new spec supersedes the update in progress, and the rollout survives a restart of the components", async (t) => {

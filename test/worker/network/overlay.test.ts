@@ -3,7 +3,7 @@ import { test } from "node:test";
 
 import { pino } from "pino";
 
-import { OverlayPlane, type OverlayAttachment, type OverlayState } from "../../../src/worker/network/index.js";
+import { OverlayPlane, overlayBridgeMac, type OverlayAttachment, type OverlayState } from "../../../src/worker/network/index.js";
 import { waitFor } from "../../helpers/wait.js";
 import { dataPlaneSkipReason, linkNodes, namespaces, pings, sh } from "./netns.js";
 
@@ -47,8 +47,13 @@ test("two nodes' containers reach each other over a VXLAN overlay; another overl
   assert.equal(await pings(c1, "10.240.1.4"), false, "a container on another overlay network is unreachable");
   assert.equal(await pings(c3, "10.240.1.2"), false, "and it cannot reach in either");
 
-  // c2's task goes away: its interface goes, the rest stays.
+  // c2's task goes away: its interface goes, the rest stays. The bridge keeps its own MAC
+  // (tasks cache it for the node's address) instead of taking another port's.
+  const bridgeMac = overlayBridgeMac(web.vni, "192.168.251.2");
+  assert.notEqual(bridgeMac, overlayBridgeMac(web.vni, "192.168.251.1"), "each node's bridge on one overlay has its own MAC");
+  assert.match(await sh(`ip -n ${n2} -o link show shob-4097`), new RegExp(`link/ether ${bridgeMac} `, "u"));
   await plane2.apply(state2, [attachment("c3/other", c3, other.vni, "10.240.1.4/24")]);
+  assert.match(await sh(`ip -n ${n2} -o link show shob-4097`), new RegExp(`link/ether ${bridgeMac} `, "u"), "the bridge's MAC outlives its ports");
   assert.equal((await sh(`ip -n ${c2} -o link show`)).includes("eth1"), false);
   assert.equal(await pings(c1, "10.240.1.3"), false);
   // The other network goes: its devices go.

@@ -81,6 +81,7 @@ test("the desired overlay holds the ingress network on every node and one interf
     networks: [{ vni: 4097, subnet: "10.240.1.0/24" }, { vni: 4096, subnet: "10.240.0.0/24", nodeAddress: "10.240.0.250/24" }],
   });
   assert.deepEqual(desired?.attachments, [{ key: "c1/back", containerNetns: "/proc/42/ns/net", vni: 4097, address: "10.240.1.3/24", interfaceName: "eth1" }]);
-  assert.equal(desiredOverlay(map, "n1", [{ ...task, desiredState: "shutdown" }])?.attachments.length, 0, "a task told to stop is unplugged");
+  assert.equal(desiredOverlay(map, "n1", [{ ...task, desiredState: "shutdown" }])?.attachments.length, 1, "a task told to stop still answers in-flight connections until its container exits");
+  assert.equal(desiredOverlay(map, "n1", [{ ...task, desiredState: "shutdown", status: { ...task.status, state: "shutdown" } }])?.attachments.length, 0, "a stopped task is unplugged");
   assert.equal(desiredOverlay({ ...map, nodes: [{ nodeId: "n1", addr: "127.0.0.1" }] }, "n1", [task]), undefined, "loopback nodes share a host: no overlay");
 });
