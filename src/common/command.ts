@@ -176,7 +176,12 @@ export function spawnCommand(file: string, args: readonly string[], options: Com
         stderr: Buffer.concat(stderr).toString("utf8"),
       });
     });
-    if (options.input !== undefined) child.stdin?.end(options.input);
+    if (options.input !== undefined) {
+      // A program that exits before reading its input (nsenter into a namespace that just
+      // vanished) makes the write fail with EPIPE; its exit code and stderr already say why.
+      child.stdin?.on("error", () => undefined);
+      child.stdin?.end(options.input);
+    }
   });
 }
 

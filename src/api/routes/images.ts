@@ -48,7 +48,7 @@ export function dockerImageInspect(image: ImageRecord): Record<string, unknown> 
   const healthcheck =
     config.healthcheck === null
       ? undefined
-      : { Test: config.healthcheck.test, Interval: config.healthcheck.intervalNs, Timeout: config.healthcheck.timeoutNs, StartPeriod: config.healthcheck.startPeriodNs, Retries: config.healthcheck.retries };
+      : { Test: config.healthcheck.test, Interval: config.healthcheck.intervalNs, Timeout: config.healthcheck.timeoutNs, StartPeriod: config.healthcheck.startPeriodNs, StartInterval: config.healthcheck.startIntervalNs, Retries: config.healthcheck.retries };
   return {
     Id: image.id,
     RepoTags: image.names.map(familiar),

@@ -45,6 +45,8 @@ export interface Healthcheck {
   readonly intervalNs: number;
   readonly timeoutNs: number;
   readonly startPeriodNs: number;
+  /** The probe interval during the start period (Docker 25+); 0 means the default. */
+  readonly startIntervalNs: number;
   readonly retries: number;
 }
 
@@ -208,6 +210,7 @@ function parseHealthcheck(value: unknown): Healthcheck | null {
     intervalNs: duration("Interval"),
     timeoutNs: duration("Timeout"),
     startPeriodNs: duration("StartPeriod"),
+    startIntervalNs: duration("StartInterval"),
     retries: duration("Retries"),
   };
 }
