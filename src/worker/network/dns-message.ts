@@ -8,6 +8,8 @@ import { InvalidArgumentError } from "../../common/errors.js";
 
 /** Largest UDP message handled; larger answers set TC so the client retries over TCP (RFC 1035 §4.2.1). */
 export const dnsUdpMessageBytesMax = 512;
+/** Over TCP a message carries a 2-byte length, so this is the most it can hold (RFC 1035 §4.2.2). */
+export const dnsTcpMessageBytesMax = 65_535;
 /** Names longer than this are malformed (RFC 1035 §2.3.4). */
 export const dnsNameBytesMax = 255;
 const labelBytesMax = 63;
@@ -67,7 +69,8 @@ export function parseDnsQuery(message: Buffer): DnsQuestion {
 }
 
 /** An answer to `question` with the given IPv4 addresses as A records (none: an empty NOERROR, or `rcode`). */
-export function buildDnsAnswer(question: DnsQuestion, addresses: readonly string[], options: { ttlSeconds: number; rcode?: number }): Buffer {
+export function buildDnsAnswer(question: DnsQuestion, addresses: readonly string[], options: { ttlSeconds: number; rcode?: number; messageBytesMax?: number }): Buffer {
+  const messageBytesMax = options.messageBytesMax ?? dnsUdpMessageBytesMax;
   const records: Buffer[] = [];
   let size = headerBytes + question.questionBytes.byteLength;
   let truncated = false;
@@ -81,7 +84,7 @@ export function buildDnsAnswer(question: DnsQuestion, addresses: readonly string
     record.writeUInt32BE(options.ttlSeconds, 6);
     record.writeUInt16BE(4, 10);
     for (const [index, octet] of octets.entries()) record.writeUInt8(octet & 255, 12 + index);
-    if (size + record.byteLength > dnsUdpMessageBytesMax) {
+    if (size + record.byteLength > messageBytesMax) {
       truncated = true;
       break;
     }

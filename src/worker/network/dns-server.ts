@@ -1,16 +1,31 @@
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
 import { once } from "node:events";
+import { connect, createServer, type Server, type Socket as TcpSocket } from "node:net";
 
 import { systemClock, type Clock } from "../../common/clock.js";
 import { errorMessage } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
-import { buildDnsAnswer, buildDnsError, dnsClassIn, dnsRcodeFormatError, dnsRcodeServerFailure, dnsTypeA, parseDnsQuery } from "./dns-message.js";
+import {
+  buildDnsAnswer,
+  buildDnsError,
+  dnsClassIn,
+  dnsRcodeFormatError,
+  dnsRcodeServerFailure,
+  dnsTcpMessageBytesMax,
+  dnsTypeA,
+  parseDnsQuery,
+  type DnsQuestion,
+} from "./dns-message.js";
 
 /** Queries forwarded to the host's resolvers and not yet answered; more are refused with SERVFAIL. */
 export const forwardedQueriesMax = 1_024;
 export const forwardTimeoutMs = 2_000;
 /** Records change within a second of a task change: answers must not be cached longer. */
 export const serviceRecordTtlSeconds = 0;
+/** Open TCP connections (clients retry over TCP after a truncated answer); more are closed at once. */
+export const tcpConnectionsMax = 256;
+/** A TCP connection that sends no complete query for this long is closed (RFC 7766 §6.2.3). */
+export const tcpIdleTimeoutMs = 10_000;
 
 /**
  * What the resolver knows: the addresses `name` has for the container at `source`, or
@@ -33,8 +48,36 @@ export function parseResolvConfNameservers(text: string): string[] {
 }
 
 /**
- * The node's resolver for containers (UDP): cluster names from `lookup`, everything else
- * forwarded to the host's resolvers with a fresh id and relayed back.
+ * Splits a TCP stream into DNS messages, each preceded by its 2-byte length; calls
+ * `onMessage` for every complete one.
+ */
+class TcpFramer {
+  #buffered: Buffer = Buffer.alloc(0);
+
+  constructor(private readonly onMessage: (message: Buffer) => void) {}
+
+  push(chunk: Buffer): void {
+    this.#buffered = this.#buffered.byteLength === 0 ? chunk : Buffer.concat([this.#buffered, chunk]);
+    while (this.#buffered.byteLength >= 2) {
+      const length = this.#buffered.readUInt16BE(0);
+      if (this.#buffered.byteLength < 2 + length) return;
+      const message = this.#buffered.subarray(2, 2 + length);
+      this.#buffered = this.#buffered.subarray(2 + length);
+      this.onMessage(message);
+    }
+  }
+}
+
+function framed(message: Buffer): Buffer {
+  const length = Buffer.alloc(2);
+  length.writeUInt16BE(Math.min(message.byteLength, dnsTcpMessageBytesMax), 0);
+  return Buffer.concat([length, message.subarray(0, dnsTcpMessageBytesMax)]);
+}
+
+/**
+ * The node's resolver for containers, over UDP and TCP on the same port: cluster names
+ * from `lookup`, everything else forwarded to the host's resolvers and relayed back (UDP
+ * with a fresh id; TCP on a connection of its own per query).
  */
 export class DnsServer {
   readonly #logger: Logger;
@@ -45,6 +88,8 @@ export class DnsServer {
   readonly #forwarded = new Map<number, Forwarded>();
   #server: Socket | undefined;
   #upstream: Socket | undefined;
+  #tcpServer: Server | undefined;
+  readonly #tcpConnections = new Set<TcpSocket>();
   #nextId = 1;
   #upstreamIndex = 0;
 
@@ -66,10 +111,16 @@ export class DnsServer {
     upstream.on("error", (error) => this.#logger.warn({ err: errorMessage(error) }, "dns upstream socket error"));
     server.bind(port, address);
     upstream.bind(0);
-    await Promise.all([once(server, "listening"), once(upstream, "listening")]);
     this.#server = server;
     this.#upstream = upstream;
-    return server.address().port;
+    await Promise.all([once(server, "listening"), once(upstream, "listening")]);
+    const bound = server.address().port;
+    const tcpServer = createServer((socket) => this.#onTcpConnection(socket));
+    tcpServer.on("error", (error) => this.#logger.warn({ err: errorMessage(error) }, "dns tcp listener error"));
+    this.#tcpServer = tcpServer;
+    tcpServer.listen(bound, address);
+    await once(tcpServer, "listening");
+    return bound;
   }
 
   close(): void {
@@ -77,8 +128,77 @@ export class DnsServer {
     this.#forwarded.clear();
     this.#server?.close();
     this.#upstream?.close();
+    this.#tcpServer?.close();
+    for (const socket of this.#tcpConnections) socket.destroy();
+    this.#tcpConnections.clear();
     this.#server = undefined;
     this.#upstream = undefined;
+    this.#tcpServer = undefined;
+  }
+
+  #onTcpConnection(socket: TcpSocket): void {
+    if (this.#tcpConnections.size >= tcpConnectionsMax) {
+      socket.destroy();
+      return;
+    }
+    this.#tcpConnections.add(socket);
+    socket.setTimeout(tcpIdleTimeoutMs, () => socket.destroy());
+    socket.on("close", () => this.#tcpConnections.delete(socket));
+    socket.on("error", (error) => this.#logger.debug({ err: errorMessage(error) }, "dns tcp client error"));
+    const source = socket.remoteAddress ?? "";
+    const framer = new TcpFramer((message) => {
+      this.#answerTcp(message, source).then(
+        (answer) => {
+          if (answer !== undefined && !socket.destroyed) socket.write(framed(answer));
+        },
+        (error: unknown) => {
+          this.#logger.warn({ err: errorMessage(error) }, "dns tcp query failed");
+          socket.destroy();
+        },
+      );
+    });
+    socket.on("data", (chunk: Buffer) => framer.push(chunk));
+  }
+
+  /** The answer to one query that came over TCP, or undefined when none can be given. */
+  async #answerTcp(message: Buffer, source: string): Promise<Buffer | undefined> {
+    let question: DnsQuestion;
+    try {
+      question = parseDnsQuery(message);
+    } catch {
+      return buildDnsError(message, dnsRcodeFormatError);
+    }
+    const addresses = question.class === dnsClassIn ? this.#lookup(source, question.name) : undefined;
+    if (addresses !== undefined) {
+      return buildDnsAnswer(question, question.type === dnsTypeA ? addresses : [], { ttlSeconds: serviceRecordTtlSeconds, messageBytesMax: dnsTcpMessageBytesMax });
+    }
+    return (await this.#forwardTcp(message)) ?? buildDnsError(message, dnsRcodeServerFailure);
+  }
+
+  /** Relays one query to an upstream resolver over TCP; undefined when it does not answer in time. */
+  #forwardTcp(message: Buffer): Promise<Buffer | undefined> {
+    const upstreamAddress = this.#upstreams[this.#upstreamIndex % Math.max(1, this.#upstreams.length)];
+    if (upstreamAddress === undefined) return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      const upstream = connect(this.#upstreamPort, upstreamAddress);
+      const finish = (answer: Buffer | undefined): void => {
+        cancelTimer();
+        upstream.destroy();
+        resolve(answer);
+      };
+      const cancelTimer = this.#clock.setTimer(forwardTimeoutMs, () => {
+        this.#upstreamIndex += 1;
+        finish(undefined);
+      });
+      const framer = new TcpFramer((answer) => finish(answer));
+      upstream.on("connect", () => upstream.write(framed(message)));
+      upstream.on("data", (chunk: Buffer) => framer.push(chunk));
+      upstream.on("error", (error) => {
+        this.#logger.debug({ upstream: upstreamAddress, err: errorMessage(error) }, "dns tcp upstream failed; answering SERVFAIL");
+        finish(undefined);
+      });
+      upstream.on("close", () => finish(undefined));
+    });
   }
 
   #reply(message: Buffer, client: RemoteInfo): void {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createSocket, type Socket } from "node:dgram";
 import { once } from "node:events";
+import { connect, createServer, type Socket as TcpSocket } from "node:net";
 import { test, type TestContext } from "node:test";
 
 import { pino } from "pino";
@@ -87,4 +88,65 @@ test("the resolver answers cluster names itself and relays other names to the ho
   assert.deepEqual(answerAddresses(await ask(client, port, query("web", { id: 8, type: 28 }))).addresses, [], "AAAA of a cluster name: empty NOERROR");
   assert.deepEqual(answerAddresses(await ask(client, port, query("example.org", { id: 9 }))), { id: 9, rcode: 0, addresses: ["192.0.2.7"] }, "forwarded with the client's id restored");
   assert.equal(answerAddresses(await ask(client, port, Buffer.from([0, 5, 0x81, 0, 0, 0, 0, 0, 0, 0, 0, 0]))).rcode, 1, "a response sent as a query is a format error");
+});
+
+function framedQuery(message: Buffer): Buffer {
+  const length = Buffer.alloc(2);
+  length.writeUInt16BE(message.byteLength, 0);
+  return Buffer.concat([length, message]);
+}
+
+/** Sends framed queries on one TCP connection (split across writes) and collects as many framed answers. */
+async function askTcp(port: number, messages: readonly Buffer[]): Promise<Buffer[]> {
+  const socket: TcpSocket = connect(port, "127.0.0.1");
+  await once(socket, "connect");
+  const bytes = Buffer.concat(messages.map(framedQuery));
+  // A query split mid-frame must still be read whole.
+  socket.write(bytes.subarray(0, 3));
+  socket.write(bytes.subarray(3));
+  const answers: Buffer[] = [];
+  let buffered = Buffer.alloc(0);
+  for await (const chunk of socket) {
+    buffered = Buffer.concat([buffered, chunk as Buffer]);
+    while (buffered.byteLength >= 2 && buffered.byteLength >= 2 + buffered.readUInt16BE(0)) {
+      answers.push(buffered.subarray(2, 2 + buffered.readUInt16BE(0)));
+      buffered = buffered.subarray(2 + buffered.readUInt16BE(0));
+    }
+    if (answers.length === messages.length) break;
+  }
+  socket.destroy();
+  return answers;
+}
+
+test("over TCP, the resolver answers in full what UDP truncates, and relays other names over TCP", { timeout: 10_000 }, async (t) => {
+  const many = Array.from({ length: 100 }, (_, index) => `10.240.2.${index}`);
+  const upstream = createServer((socket) => {
+    socket.on("data", (chunk: Buffer) => {
+      const question = parseDnsQuery(chunk.subarray(2));
+      socket.write(framedQuery(buildDnsAnswer(question, ["192.0.2.9"], { ttlSeconds: 60 })));
+    });
+  });
+  upstream.listen(0, "127.0.0.1");
+  await once(upstream, "listening");
+  t.after(() => upstream.close());
+  const upstreamAddress = upstream.address();
+  assert.ok(upstreamAddress !== null && typeof upstreamAddress === "object");
+  const server = new DnsServer({
+    logger: pino({ level: "silent" }),
+    lookup: (_source, name) => (name === "tasks.web" ? many : undefined),
+    upstreams: ["127.0.0.1"],
+    upstreamPort: upstreamAddress.port,
+  });
+  const port = await server.listen("127.0.0.1", 0);
+  t.after(() => server.close());
+  const overUdp = await ask(await udpSocket(t), port, query("tasks.web", { id: 1 }));
+  assert.notEqual(overUdp.readUInt16BE(2) & 0x0200, 0, "the UDP answer is truncated");
+  // Answers may come back in any order over TCP (RFC 7766 §6.2.1.1): match them by id.
+  const answers = await askTcp(port, [query("tasks.web", { id: 2 }), query("example.org", { id: 3 })]);
+  const full = answers.find((answer) => answer.readUInt16BE(0) === 2);
+  const relayed = answers.find((answer) => answer.readUInt16BE(0) === 3);
+  assert.ok(full !== undefined && relayed !== undefined);
+  assert.equal(full.readUInt16BE(2) & 0x0200, 0, "the TCP answer is not truncated");
+  assert.deepEqual(answerAddresses(full), { id: 2, rcode: 0, addresses: many });
+  assert.deepEqual(answerAddresses(relayed), { id: 3, rcode: 0, addresses: ["192.0.2.9"] });
 });
