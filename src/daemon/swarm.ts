@@ -476,9 +476,15 @@ export class SwarmNode implements ClusterControl, ServiceLogSource {
     return address === "" ? "" : hostOfAddress(address);
   }
 
-  /** The request's address, else --advertise-addr, else the bound gRPC address (which must be routable). */
+  /**
+   * The request's address, else --advertise-addr, else the bound gRPC address (which must
+   * be routable). An address without a port gets the gRPC listener's, as `docker swarm init
+   * --advertise-addr 10.0.0.5` gets its listen port.
+   */
   #advertiseAddress(requested: string): string {
-    const chosen = requested !== "" ? requested : (this.#options.advertiseAddr ?? this.#options.grpc.address);
+    const given = requested !== "" ? requested : (this.#options.advertiseAddr ?? this.#options.grpc.address);
+    const listenPort = /:(\d{1,5})$/.exec(this.#options.grpc.address)?.[1];
+    const chosen = listenPort !== undefined && /^(\[[^\]]+\]|[^:\s]+)$/.test(given) ? `${given}:${listenPort}` : given;
     const host = hostOfAddress(chosen);
     if (host === "0.0.0.0" || host === "::") {
       throw new InvalidArgumentError(`the gRPC server listens on ${chosen}, which other nodes cannot reach: give --advertise-addr`);

@@ -60,7 +60,8 @@ describe("swarm mode across three shoald processes", { skip: rootReason }, () =>
     manager = await startTestDaemon();
     for (let index = 0; index < 2; index += 1) workers.push(await startTestDaemon());
     for (const daemon of [manager, ...workers]) await shoalOk(daemon, "image", "build-demo");
-    await shoalOk(manager, "swarm", "init");
+    // No port, as docker users write it: the daemon's gRPC listen port is advertised.
+    await shoalOk(manager, "swarm", "init", "--advertise-addr", "127.0.0.1");
     const token = (await shoalOk(manager, "swarm", "join-token", "-q", "worker")).trim();
     for (const worker of workers) await shoalOk(worker, "swarm", "join", "--token", token, manager.grpcAddress);
   });
@@ -97,6 +98,8 @@ describe("swarm mode across three shoald processes", { skip: rootReason }, () =>
     const managerInfo = asRecord(asRecord(await manager.client().json("GET", "/info"), "info")["Swarm"], "Swarm");
     assert.equal(managerInfo["ControlAvailable"], true);
     assert.equal(managerInfo["NodeAddr"], "127.0.0.1");
+    const self = asRecord(await manager.client().json("GET", `/nodes/${await swarmNodeId(manager)}`), "node");
+    assert.equal(asRecord(self["ManagerStatus"], "ManagerStatus")["Addr"], manager.grpcAddress, "the advertised address carries the listen port");
     const swarmId = stringField(asRecord(await manager.client().json("GET", "/swarm"), "swarm"), "ID");
     assert.equal(asRecord(managerInfo["Cluster"], "Cluster")["ID"], swarmId, "a manager's /info names its cluster");
     const workerInfo = asRecord(asRecord(await workers[0]?.client().json("GET", "/info"), "info")["Swarm"], "Swarm");
