@@ -9,18 +9,10 @@ import { pino } from "pino";
 import { routeCommandsThrough, runCommand, spawnDetached, startDetached, type CommandOptions, type CommandResult } from "../../src/common/command.js";
 import { CancelledError, UnavailableError } from "../../src/common/errors.js";
 import { CommandSpawner, parseSpawnerReply, parseSpawnerRequest } from "../../src/common/spawner.js";
+import { processAlive } from "../helpers/process.js";
 import { waitFor } from "../helpers/wait.js";
 
 const logger = pino({ level: "silent" });
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function startSpawner(t: TestContext): CommandSpawner {
   const spawner = new CommandSpawner({ logger });
@@ -51,7 +43,7 @@ async function startSleeper(t: TestContext, run: Run, signal?: AbortSignal): Pro
     return text.endsWith("\n") ? Number(text.trim()) : undefined;
   });
   t.after(async () => {
-    if (isAlive(pid)) process.kill(pid, "SIGKILL");
+    if (await processAlive(pid)) process.kill(pid, "SIGKILL");
     await rm(dir, { recursive: true, force: true });
   });
   return { pid, done };
@@ -87,7 +79,7 @@ test("cancelling a command kills it and rejects with CancelledError", async (t) 
   const sleeper = await startSleeper(t, runOf(spawner), controller.signal);
   controller.abort();
   await assert.rejects(sleeper.done, CancelledError);
-  await waitFor("the cancelled command to be killed", () => (isAlive(sleeper.pid) ? undefined : true));
+  await waitFor("the cancelled command to be killed", async () => ((await processAlive(sleeper.pid)) ? undefined : true));
 });
 
 test("a command past its timeout is killed and reports code 128", async (t) => {
@@ -113,7 +105,7 @@ test("close waits for the spawner to exit; later commands run here", async (t) =
   const spawner = startSpawner(t);
   const pid = await forkerPid(runOf(spawner));
   await spawner.close();
-  assert.equal(isAlive(pid), false, "the spawner outlived close");
+  assert.equal(await processAlive(pid), false, "the spawner outlived close");
   assert.equal(await forkerPid(runOf(spawner)), process.pid);
 });
 
@@ -134,9 +126,11 @@ test("startDetached answers with the first line the program writes on fd 3, and 
   const [parent, pid] = viaSpawner.trim().split(" ").map(Number);
   assert.match(viaSpawner, /^\d+ \d+\n$/);
   assert.ok(parent !== undefined && pid !== undefined);
-  t.after(() => (isAlive(pid) ? process.kill(pid, "SIGKILL") : undefined));
+  t.after(async () => {
+    if (await processAlive(pid)) process.kill(pid, "SIGKILL");
+  });
   assert.notEqual(parent, process.pid, "the spawner did not start it");
-  assert.ok(isAlive(pid), "the program did not outlive the answer");
+  assert.ok(await processAlive(pid), "the program did not outlive the answer");
   assert.equal(await spawnDetached("/bin/sh", ["-c", "echo ready $PPID >&3; exec sleep 0.5"]), `ready ${process.pid}\n`);
   // What a program that closes the pipe without a newline wrote, or nothing, is the answer.
   assert.equal(await spawner.startDetached("/bin/sh", ["-c", "printf partial >&3"]), "partial");

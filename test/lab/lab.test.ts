@@ -11,6 +11,7 @@ import { asArray } from "../../src/cli/parse.js";
 import { UnavailableError, errorMessage } from "../../src/common/errors.js";
 import { createLogger } from "../../src/common/logger.js";
 import { Lab, labBridgeName, labStateRoot, labVethName } from "../../src/lab/index.js";
+import { processAlive } from "../helpers/process.js";
 import { run } from "../helpers/run.js";
 import { waitFor } from "../helpers/wait.js";
 
@@ -40,12 +41,6 @@ interface Traces {
   readonly pids: number[];
   readonly engineIds: string[];
   readonly hostsRoot: string;
-}
-
-async function alive(pid: number): Promise<boolean> {
-  const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
-  const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-  return stat !== "" && state !== "Z";
 }
 
 /** Every process in the lab's namespaces and every engine id, read before `down`. */
@@ -85,7 +80,7 @@ async function leftovers(name: string, before: Traces): Promise<string[]> {
     const point = line.split(" ")[4] ?? "";
     if (point.startsWith(before.hostsRoot) || point.startsWith(join(labStateRoot, name))) left.push(`mount ${point}`);
   }
-  for (const pid of before.pids) if (await alive(pid)) left.push(`process ${pid}`);
+  for (const pid of before.pids) if (await processAlive(pid)) left.push(`process ${pid}`);
   for (const hierarchy of await readdir("/sys/fs/cgroup")) {
     for (const id of before.engineIds) if (existsSync(join("/sys/fs/cgroup", hierarchy, `shoal-${id}`))) left.push(`cgroup ${hierarchy}/shoal-${id}`);
   }
@@ -213,7 +208,7 @@ describe("lab down", { skip: skipReason }, () => {
     assert.ok(crashed.pids.length >= 1, "no daemon ran in the half-made lab");
     // `up` over the wreck removes it first, then builds a working lab.
     const lab = await Lab.up({ name: "t-crash", managers: 1, workers: 1, dir, logger });
-    for (const pid of crashed.pids) assert.equal(await alive(pid), false, `process ${pid} of the crashed run survived up`);
+    for (const pid of crashed.pids) assert.equal(await processAlive(pid), false, `process ${pid} of the crashed run survived up`);
     assert.equal((await lab.nodes()).filter((node) => node.state === "ready").length, 2);
     const seen = await traces(lab);
     await Lab.downByName("t-crash", { logger });

@@ -3,18 +3,10 @@ import { execFileSync } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import { test } from "node:test";
 
+import { processAlive } from "../../helpers/process.js";
 import { containerSkipReason, createEngineFixture, freePort, waitFor, waitForLog } from "./helpers.js";
 
 const options = { skip: containerSkipReason() ?? false, timeout: 40_000 };
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 test("closing the engine leaves containers running; a new engine re-attaches and manages them", options, async (t) => {
   const fixture = await createEngineFixture(t);
@@ -39,8 +31,8 @@ test("closing the engine leaves containers running; a new engine re-attaches and
   // The daemon is "down": the short container now finishes on its own.
   const shortPid = first.containers.inspect(shortId).state.pid;
   await writeFile(`/proc/${shortPid}/root/tmp/go`, "");
-  await waitFor("the short container to exit while no engine runs", () => !isAlive(shortPid));
-  assert.ok(isAlive(pid), "closing the engine must not stop containers");
+  await waitFor("the short container to exit while no engine runs", async () => !(await processAlive(shortPid)));
+  assert.ok(await processAlive(pid), "closing the engine must not stop containers");
 
   const second = await fixture.open();
   const long = second.containers.inspect("long");
@@ -51,7 +43,7 @@ test("closing the engine leaves containers running; a new engine re-attaches and
   assert.equal(second.containers.inspect("short").state.status, "exited");
   await second.containers.stop("long", { timeoutSeconds: 5 });
   assert.equal(second.containers.inspect("long").state.exitCode, 0);
-  assert.equal(isAlive(pid), false);
+  assert.equal(await processAlive(pid), false);
 });
 
 test("a bridge container keeps its network across an engine restart and releases it on stop", options, async (t) => {
