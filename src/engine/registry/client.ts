@@ -1,5 +1,8 @@
 import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
 import { Readable } from "node:stream";
+
+import { Agent, fetch } from "undici";
 
 import type { Clock } from "../../common/clock.js";
 import {
@@ -49,7 +52,17 @@ export interface RegistryClientOptions {
   readonly insecureRegistries?: readonly string[];
   /** Credentials for a registry host, used for basic auth and for token requests. */
   readonly credentials?: (registry: string) => RegistryCredentials | undefined;
+  /** Where to look for the system's CA bundle, first found wins (default systemCaBundlePaths). */
+  readonly caBundlePaths?: readonly string[];
 }
+
+/**
+ * Where distributions keep the system's CA bundle, which update-ca-certificates (and its
+ * kin) extend with a site's own CAs: Debian and Ubuntu, Fedora and RHEL, Alpine and others.
+ * HTTPS registries are checked against it, as Docker does, rather than against the Mozilla
+ * set built into Node, which knows nothing of a site's CAs.
+ */
+export const systemCaBundlePaths: readonly string[] = ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"];
 
 export interface FetchedManifest {
   readonly bytes: Buffer;
@@ -133,12 +146,40 @@ class RegistryClientImpl implements RegistryClient {
   readonly #tokens = new Map<string, { token: string; expires: number }>();
   /** Registries that asked for basic auth: send credentials up front next time. */
   readonly #basicRegistries = new Set<string>();
+  readonly #caBundlePaths: readonly string[];
+  #dispatcher: Promise<Agent> | undefined;
 
   constructor(options: RegistryClientOptions) {
     this.#logger = options.logger.child({ component: "registry" });
     this.#clock = options.clock;
     this.#insecure = new Set(options.insecureRegistries ?? []);
     this.#credentials = options.credentials ?? (() => undefined);
+    this.#caBundlePaths = options.caBundlePaths ?? systemCaBundlePaths;
+  }
+
+  /** The connection pool for every request: TLS checked against the system's CA bundle. */
+  #connections(): Promise<Agent> {
+    this.#dispatcher ??= (async () => {
+      for (const path of this.#caBundlePaths) {
+        let text: string;
+        try {
+          text = await readFile(path, "utf8");
+        } catch (error) {
+          if (error instanceof Error && "code" in error && error.code === "ENOENT") continue;
+          throw new UnavailableError(`cannot read the CA bundle ${path}: ${errorMessage(error)}`, { cause: error });
+        }
+        if (!text.includes("-----BEGIN CERTIFICATE-----")) continue;
+        this.#logger.debug({ path }, "HTTPS registries are checked against this CA bundle");
+        return new Agent({ connect: { ca: text } });
+      }
+      this.#logger.warn({ paths: this.#caBundlePaths }, "no system CA bundle found; HTTPS registries are checked against Node's built-in CAs");
+      return new Agent();
+    })().catch((error: unknown) => {
+      // The next request reads the bundle again.
+      this.#dispatcher = undefined;
+      throw error;
+    });
+    return this.#dispatcher;
   }
 
   #baseUrl(ref: ImageReference): string {
@@ -175,7 +216,8 @@ class RegistryClientImpl implements RegistryClient {
   async #fetch(url: string, init: RequestInit, signal: AbortSignal | undefined, ref: ImageReference): Promise<Response> {
     throwIfAborted(signal);
     try {
-      return await fetch(url, { ...init, ...(signal === undefined ? {} : { signal }) });
+      const dispatcher = await this.#connections();
+      return await fetch(url, { ...init, dispatcher, ...(signal === undefined ? {} : { signal }) });
     } catch (error) {
       if (signal?.aborted === true) {
         if (signal.reason instanceof UnavailableError) throw signal.reason;

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { once } from "node:events";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
+import { createServer as createHttpsServer } from "node:https";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { gzipSync } from "node:zlib";
@@ -92,4 +98,49 @@ test("an index is resolved to the requested platform; zstd layers are refused be
   const zstdManifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: mediaTypes.ociManifest, config: zstdConfig, layers: [zstdLayer] }));
   await client.putManifest(ref, "zstd", { mediaType: mediaTypes.ociManifest, bytes: zstdManifest });
   await assert.rejects(images.pull(`${registry.address}/multi/app:zstd`), (error: unknown) => error instanceof NotImplementedError && /zstd/u.test(error.message));
+});
+
+/** A CA and a server certificate for `address` (an IP), made with openssl in `directory`. */
+function issueServerCertificate(directory: string, address: string): { caPath: string; key: Buffer; cert: Buffer } {
+  const file = (name: string): string => join(directory, name);
+  const openssl = (...args: string[]): void => {
+    execFileSync("openssl", args, { stdio: "ignore" });
+  };
+  openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", file("ca.key"), "-out", file("ca.crt"), "-subj", "/CN=shoal test site CA", "-days", "2");
+  openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", file("server.key"), "-out", file("server.csr"), "-subj", "/CN=registry");
+  writeFileSync(file("san.ext"), `subjectAltName=IP:${address}\n`);
+  openssl("x509", "-req", "-in", file("server.csr"), "-CA", file("ca.crt"), "-CAkey", file("ca.key"), "-CAcreateserial", "-out", file("server.crt"), "-days", "2", "-extfile", file("san.ext"));
+  return { caPath: file("ca.crt"), key: readFileSync(file("server.key")), cert: readFileSync(file("server.crt")) };
+}
+
+/** This host's address on its default route: not loopback, so the client speaks HTTPS to it. */
+function routableAddress(): string | undefined {
+  try {
+    return /src (\d+\.\d+\.\d+\.\d+)/.exec(execFileSync("ip", ["-4", "-o", "route", "get", "1.1.1.1"], { encoding: "utf8" }))?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
+const opensslSkip = existsSync("/usr/bin/openssl") ? (routableAddress() === undefined ? "no routable IPv4 address" : false) : "openssl is not installed";
+
+test("HTTPS registries are checked against the system's CA bundle, not Node's built-in CAs", { skip: opensslSkip }, async (t) => {
+  const address = routableAddress() ?? "";
+  const directory = mkdtempSync(join(tmpdir(), "shoal-registry-tls-"));
+  t.after(() => rmSync(directory, { recursive: true, force: true }));
+  const { caPath, key, cert } = issueServerCertificate(directory, address);
+  const server = createHttpsServer({ key, cert }, (request, response) => {
+    response.writeHead(request.url === "/v2/site/app/manifests/1" ? 404 : 400).end();
+  });
+  server.listen(0, address);
+  await once(server, "listening");
+  t.after(() => server.close());
+  const port = (server.address() as AddressInfo).port;
+  const ref = parseReference(`${address}:${port}/site/app:1`);
+  // A site CA, as update-ca-certificates would have put it in the system bundle.
+  const trusting = createRegistryClient({ logger: testLogger(), clock: systemClock, caBundlePaths: [join(directory, "missing.crt"), caPath] });
+  assert.equal(await trusting.headManifest(ref, "1"), null, "the registry answered over TLS");
+  // Node's built-in CAs (no bundle found) do not know the site's CA.
+  const builtIn = createRegistryClient({ logger: testLogger(), clock: systemClock, caBundlePaths: [] });
+  await assert.rejects(builtIn.headManifest(ref, "1"), (error: unknown) => error instanceof UnavailableError && /certificate/i.test(error.message));
 });
