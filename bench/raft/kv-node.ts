@@ -17,6 +17,12 @@ import type { AppliedEntry, RaftMember, StateMachine } from "../../src/raft/node
 import { createGrpcRaftTransport } from "../../src/raft/transport/transport.js";
 
 const requestBodyBytesMax = 64 * 1024;
+/**
+ * Connections waiting to be accepted. Node's default (511) is below the 1,000 clients that
+ * connect at once at c=1000: the kernel drops the rest of the SYNs and they retry a second
+ * later, which measured TCP's retry timer, not raft (etcd's Go listener uses somaxconn).
+ */
+const listenBacklog = 4096;
 
 function parsePut(value: unknown): { key: string; value: string } {
   if (typeof value === "object" && value !== null && "key" in value && "value" in value) {
@@ -166,7 +172,7 @@ async function main(): Promise<void> {
     }
   });
   server.keepAliveTimeout = 60_000;
-  await new Promise<void>((resolve) => server.listen(Number(values["http-port"]), "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => server.listen({ port: Number(values["http-port"]), host: "127.0.0.1", backlog: listenBacklog }, resolve));
   process.stdout.write(`READY ${id}\n`);
   const shutdown = (): void => {
     server.close();

@@ -22,6 +22,7 @@ import {
   encodeEntryEnvelope,
   encodeSnapshotEnvelope,
 } from "./node/envelope.js";
+import { coalesceMessages } from "./node/coalesce.js";
 import { PendingReads } from "./node/pending-reads.js";
 import type { RaftTransport } from "./transport/transport.js";
 import { DiskLogStorage } from "./wal/disk-storage.js";
@@ -139,6 +140,12 @@ interface PendingProposal {
   readonly disposeAbort: () => void;
 }
 
+interface QueuedProposal {
+  readonly sequence: number;
+  /** The entry envelope, ready for the log. */
+  readonly data: Uint8Array;
+}
+
 interface PendingConfChange {
   readonly key: string;
   readonly resolve: (state: ConfState) => void;
@@ -154,18 +161,26 @@ function confChangeKey(change: ConfChange): string {
 /**
  * The raft driver: it owns every I/O of one raft member and runs the pure core (RawNode).
  *
- * Each Ready is handled in this fixed order (etcd raft's README):
+ * Each Ready is handled in this order (etcd raft's README):
  *  1. persist: the Ready's snapshot file, entries and hard state, with one fsync;
  *  2. send: the Ready's messages, which may depend on what step 1 made durable (a vote, an
  *     append acknowledgement), so they never leave before it; a leader's messages are the
  *     exception and leave before step 1 (see RawNode);
  *  3. apply: the snapshot, then committed entries, to the StateMachine (conf changes to the
- *     core), then answer proposals and reads that became applied;
+ *     core), then answer proposals and reads that became applied. Without a snapshot this
+ *     runs while step 1's fsync does: committed entries are durable on a quorum already,
+ *     so answering them need not wait for the disk write of the newer entries that share
+ *     their Ready (etcd's server applies in parallel with its WAL write the same way).
+ *     Entries that commit while the fsync runs (say on two followers' acknowledgements
+ *     while the leader's own disk is slow) are applied at once too;
  *  4. advance(): tell the core the Ready is done, so it may hand out the next one.
  *
- * Group commit: propose() and incoming messages only step the core; handling is scheduled
- * with setImmediate, so everything arriving within one event-loop turn (and while the
- * previous fsync runs) lands in one Ready and one fsync.
+ * Group commit: incoming messages only step the core, and propose() only queues; handling
+ * is scheduled with setImmediate, so everything arriving within one event-loop turn (and
+ * while the previous fsync runs) lands in one Ready and one fsync. The queued proposals
+ * enter the core as one batch, so the leader sends one append per follower for the batch
+ * (and gets one answer back) instead of one per proposal. A leader does not hold them back
+ * while a Ready's fsync runs: their appends leave at once (pipelining).
  *
  * Proposals are answered only by the leader: propose() on a follower throws NotLeaderError
  * naming the leader. A proposal's promise resolves when its entry is applied here, and is
@@ -190,6 +205,8 @@ export class RaftNode {
   readonly #snapshotEveryEntries: number;
   readonly #snapshotCatchUpEntries: number;
   readonly #proposals = new Map<number, PendingProposal>();
+  /** Accepted by propose() since the last event-loop turn, not yet stepped into the core. */
+  #queuedProposals: QueuedProposal[] = [];
   readonly #confChanges: PendingConfChange[] = [];
   readonly #reads: PendingReads;
   readonly #leaderListeners = new Set<(change: LeaderChange) => void>();
@@ -340,14 +357,76 @@ export class RaftNode {
     this.#scheduled = true;
     setImmediate(() => {
       this.#scheduled = false;
-      // A running loop re-checks hasReady() before it ends, so it picks this up too.
-      if (this.#processing !== null) return;
+      if (this.#state !== "running") return;
+      try {
+        this.#flushProposals();
+        // A running loop re-checks hasReady() before it ends, so it picks the rest up too.
+        if (this.#processing !== null) {
+          this.#sendLeaderMessagesEarly();
+          this.#applyCommittedEarly();
+          return;
+        }
+      } catch (error) {
+        this.#fail(error instanceof Error ? error : new Error(errorMessage(error)));
+        return;
+      }
       this.#processing = this.#process().finally(() => {
         this.#processing = null;
         // Something may have stepped the core between the last hasReady() and now.
         if (this.#state === "running" && this.#rawNode.hasReady()) this.#schedule();
       });
     });
+  }
+
+  /**
+   * While a Ready's fsync runs, a leader's new appends (for proposals that arrived
+   * meanwhile) and commit notices leave at once rather than after it: the followers'
+   * disk writes overlap the leader's. See RawNode.takeLeaderMessages for why that is safe.
+   */
+  #sendLeaderMessagesEarly(): void {
+    const messages = this.#rawNode.takeLeaderMessages();
+    if (messages.length > 0) this.#transport.send(coalesceMessages(messages));
+  }
+
+  /**
+   * Applies (and answers) entries that committed while a Ready's fsync runs, e.g. on the
+   * two followers' acknowledgements while the leader's own disk is slow. The Ready's own
+   * committed entries were applied before its fsync started (see #handleReady).
+   */
+  #applyCommittedEarly(): void {
+    const entries = this.#rawNode.takeCommittedEntries();
+    if (entries.length === 0) return;
+    for (const entry of entries) this.#applyEntry(entry);
+    this.#reads.onApplied(this.#applied);
+  }
+
+  /** Steps the proposals queued since the last turn into the core, as one batch. */
+  #flushProposals(): void {
+    if (this.#queuedProposals.length === 0) return;
+    const batch = this.#queuedProposals;
+    this.#queuedProposals = [];
+    if (!this.#rawNode.isLeader()) {
+      // Leadership was lost after propose() accepted them: a follower would forward them,
+      // and the caller could not know whether they committed. Refusing keeps that certain.
+      this.#rejectQueued(batch, new NotLeaderError(this.#leader, this.#members.get(this.#leader)));
+      return;
+    }
+    try {
+      this.#rawNode.proposeAll(batch.map((proposal) => proposal.data));
+    } catch (error) {
+      if (!(error instanceof ProposalDroppedError)) throw error;
+      this.#rejectQueued(batch, new UnavailableError(`raft dropped the proposal: ${error.message}`, { cause: error }));
+    }
+  }
+
+  #rejectQueued(batch: readonly QueuedProposal[], reason: Error): void {
+    for (const { sequence } of batch) {
+      const pending = this.#proposals.get(sequence);
+      if (pending === undefined) continue;
+      this.#proposals.delete(sequence);
+      pending.disposeAbort();
+      pending.reject(reason);
+    }
   }
 
   async #process(): Promise<void> {
@@ -366,15 +445,16 @@ export class RaftNode {
     // A leader's appends replicate while its own fsync runs: one disk write of latency
     // instead of two. The core counts the leader's entries only after advance().
     const sendFirst = (ready.softState?.role ?? this.#role) === "leader";
-    if (sendFirst && ready.messages.length > 0) this.#transport.send(ready.messages);
+    const messages = coalesceMessages(ready.messages);
+    if (sendFirst && messages.length > 0) this.#transport.send(messages);
+    // A snapshot must be on disk before it replaces the state machine.
+    const applyFirst = ready.snapshot === null;
+    if (applyFirst) this.#applyCommitted(ready);
     if (ready.snapshot !== null || ready.entries.length > 0 || ready.hardState !== null) {
       await this.#storage.save({ snapshot: ready.snapshot, entries: ready.entries, hardState: ready.hardState });
     }
-    if (!sendFirst && ready.messages.length > 0) this.#transport.send(ready.messages);
-    if (ready.snapshot !== null) this.#applySnapshot(ready.snapshot.metadata.index, ready.snapshot.data, ready.snapshot.metadata.confState);
-    for (const entry of ready.committedEntries) this.#applyEntry(entry);
-    for (const state of ready.readStates) this.#reads.onReadState(state);
-    this.#reads.onApplied(this.#applied);
+    if (!sendFirst && messages.length > 0) this.#transport.send(messages);
+    if (!applyFirst) this.#applyCommitted(ready);
     if (ready.softState !== null) this.#onSoftState(ready.softState.leader, ready.softState.role);
     if (ready.hardState !== null && ready.hardState.term !== this.#term) {
       // Leadership may have been lost and won back between two Readies, with no visible
@@ -383,6 +463,13 @@ export class RaftNode {
       this.#rejectLostProposals();
     }
     if (this.#applied - this.#snapshotIndex >= this.#snapshotEveryEntries) await this.#snapshotAndCompact();
+  }
+
+  #applyCommitted(ready: Ready): void {
+    if (ready.snapshot !== null) this.#applySnapshot(ready.snapshot.metadata.index, ready.snapshot.data, ready.snapshot.metadata.confState);
+    for (const entry of ready.committedEntries) this.#applyEntry(entry);
+    for (const state of ready.readStates) this.#reads.onReadState(state);
+    this.#reads.onApplied(this.#applied);
   }
 
   #applySnapshot(index: number, data: Uint8Array, confState: ConfState): void {
@@ -501,6 +588,7 @@ export class RaftNode {
   #rejectProposals(reason: Error): void {
     const pending = [...this.#proposals.values()];
     this.#proposals.clear();
+    this.#queuedProposals = [];
     for (const proposal of pending) {
       proposal.disposeAbort();
       proposal.reject(reason);
@@ -517,8 +605,10 @@ export class RaftNode {
 
   /**
    * Replicates `data` and resolves with its log position once it is applied on this node.
-   * Throws NotLeaderError on a follower, UnavailableError when raft drops the proposal or
-   * leadership is lost, CancelledError when the signal fires (the entry may still apply).
+   * Rejects with NotLeaderError on a follower (also when leadership is lost before the
+   * proposal entered the log: it was then never proposed), UnavailableError when raft drops
+   * the proposal or leadership is lost later, CancelledError when the signal fires (the
+   * entry may still apply).
    */
   propose(data: Uint8Array, options: { signal?: AbortSignal } = {}): Promise<{ index: number; term: number }> {
     try {
@@ -533,9 +623,7 @@ export class RaftNode {
       }
       this.#sequence += 1;
       const sequence = this.#sequence;
-      this.#rawNode.propose(encodeEntryEnvelope({ nonce: this.#nonce, sequence }, data));
-      this.#schedule();
-      return new Promise((resolve, reject) => {
+      const answer = new Promise<{ index: number; term: number }>((resolve, reject) => {
         const signal = options.signal;
         const listener =
           signal === undefined
@@ -546,10 +634,10 @@ export class RaftNode {
               });
         this.#proposals.set(sequence, { term: this.#term, resolve, reject, disposeAbort: () => listener?.[Symbol.dispose]() });
       });
+      this.#queuedProposals.push({ sequence, data: encodeEntryEnvelope({ nonce: this.#nonce, sequence }, data) });
+      this.#schedule();
+      return answer;
     } catch (error) {
-      if (error instanceof ProposalDroppedError) {
-        return Promise.reject(new UnavailableError(`raft dropped the proposal: ${error.message}`, { cause: error }));
-      }
       return Promise.reject(error instanceof Error ? error : new Error(errorMessage(error)));
     }
   }

@@ -4,7 +4,7 @@ import { invariant } from "./invariant.js";
 import { isLocalMessageType, newMessage } from "./message.js";
 import type { ProgressState } from "./progress.js";
 import { Raft, type RaftConfig } from "./raft.js";
-import type { ConfChange, ConfState, HardState, Message, NodeId, Ready, SoftState } from "./types.js";
+import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, Ready, SoftState } from "./types.js";
 
 export interface ProgressStatus {
   readonly match: number;
@@ -56,6 +56,8 @@ export class RawNode {
   #previousSoftState: SoftState;
   #previousHardState: HardState;
   #outstanding = false;
+  /** The last committed index handed to the driver, by ready() or takeCommittedEntries(). */
+  #handedOut = 0;
 
   constructor(config: RaftConfig) {
     this.#raft = new Raft(config);
@@ -79,8 +81,22 @@ export class RawNode {
    * follower forwards the proposal; success means only that it was accepted or forwarded.
    */
   propose(data: Uint8Array): void {
-    const entry = { term: 0, index: 0, type: "normal" as const, data };
-    this.#raft.step(newMessage({ type: "prop", from: this.#raft.id, to: this.#raft.id, entries: [entry] }));
+    this.proposeAll([data]);
+  }
+
+  /**
+   * Proposes several entries in one step: the leader appends them together and sends one
+   * append per follower for the lot, instead of one per entry. All or none are accepted.
+   */
+  proposeAll(data: readonly Uint8Array[]): void {
+    if (data.length === 0) return;
+    const entries = data.map((bytes) => ({ term: 0, index: 0, type: "normal" as const, data: bytes }));
+    this.#raft.step(newMessage({ type: "prop", from: this.#raft.id, to: this.#raft.id, entries }));
+  }
+
+  /** Whether this node is leader right now (softState in the next Ready may say so later). */
+  isLeader(): boolean {
+    return this.#raft.state === "leader";
   }
 
   /**
@@ -162,11 +178,54 @@ export class RawNode {
       committedEntries: raft.log.nextCommittedEntries(raft.maxCommittedSizePerReady),
       messages: raft.messages,
     };
+    this.#handedOut = Math.max(this.#handedOut, ready.committedEntries.at(-1)?.index ?? 0);
     raft.messages = [];
     raft.readStates = [];
     if (softChanged) this.#previousSoftState = soft;
     this.#outstanding = true;
     return ready;
+  }
+
+  /**
+   * Hands out the messages a leader produced since the last ready(), so that the driver can
+   * send them while that Ready's fsync is still running (pipelining: new proposals go to
+   * the followers at once instead of after the leader's own disk write). Only a leader's
+   * messages qualify, and only once its term is durable (a leader elected in the Ready
+   * being persisted waits for advance()): its appends and heartbeats never depend on its
+   * own unpersisted state, because its entries count toward commit only from advance() on.
+   * Returns [] otherwise; the messages then come with the next Ready as usual.
+   */
+  takeLeaderMessages(): readonly Message[] {
+    const raft = this.#raft;
+    if (raft.state !== "leader" || raft.term !== this.#previousHardState.term || raft.messages.length === 0) return [];
+    const messages = raft.messages;
+    raft.messages = [];
+    return messages;
+  }
+
+  /**
+   * Hands out entries that became committed since the outstanding Ready was made, so that
+   * the driver can apply them (and answer their proposals) while that Ready's fsync still
+   * runs: on a leader whose own disk is the slow one, two followers' acknowledgements then
+   * suffice, as raft allows. The caller must have applied the outstanding Ready's committed
+   * entries already, and must apply these at once; they count as applied from now on.
+   * Returns [] without an outstanding Ready, while a snapshot is pending (entries after it
+   * must wait for it), and stops before a conf change (those go through Readies).
+   */
+  takeCommittedEntries(): readonly Entry[] {
+    const raft = this.#raft;
+    if (!this.#outstanding || raft.log.hasPendingSnapshot()) return [];
+    const from = Math.max(this.#handedOut, raft.log.applied) + 1;
+    if (from > raft.log.committed || from < raft.log.firstIndex()) return [];
+    const entries = raft.log.slice(from, raft.log.committed + 1, raft.maxCommittedSizePerReady);
+    const confChange = entries.findIndex((entry) => entry.type === "conf-change");
+    const taken = confChange === -1 ? entries : entries.slice(0, confChange);
+    const last = taken.at(-1);
+    if (last === undefined) return [];
+    this.#handedOut = last.index;
+    raft.log.appliedTo(last.index);
+    raft.reduceUncommittedSize(taken);
+    return taken;
   }
 
   /** Acknowledges that `ready` was persisted, sent and applied. */

@@ -1,3 +1,4 @@
+export { coalesceMessages } from "./coalesce.js";
 export { decodeEntryEnvelope, decodeSnapshotEnvelope, encodeEntryEnvelope, encodeSnapshotEnvelope } from "./envelope.js";
 export type { ProposalId, SnapshotEnvelope } from "./envelope.js";
 export { PendingReads, pendingReadsMax } from "./pending-reads.js";

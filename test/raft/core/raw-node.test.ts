@@ -177,3 +177,104 @@ test("a pino logger fits RaftLogger and receives the core's role changes", () =>
   node.campaign();
   assert.ok(lines.some((line) => line.includes('"msg":"became leader"') && line.includes('"component":"raft"')));
 });
+
+/** Node 1 of {1, 2, 3} elected through pre-vote and vote answers from node 2; everything persisted. */
+function electedLeader(storage: MemoryLogStorage): RawNode {
+  const node = newRawNode(1, [1, 2, 3], storage);
+  node.campaign();
+  drain(node, storage);
+  node.step(newMessage({ type: "pre-vote-resp", from: 2, to: 1, term: 1 }));
+  drain(node, storage);
+  node.step(newMessage({ type: "vote-resp", from: 2, to: 1, term: 1 }));
+  drain(node, storage);
+  assert.equal(node.status().softState.role, "leader");
+  // The leader's no-op (index 1) commits once the followers have it; both now replicate.
+  node.step(newMessage({ type: "app-resp", from: 2, to: 1, term: 1, index: 1 }));
+  node.step(newMessage({ type: "app-resp", from: 3, to: 1, term: 1, index: 1 }));
+  drain(node, storage);
+  assert.equal(node.status().hardState.commit, 1);
+  return node;
+}
+
+test("a leader's appends leave before its own fsync, but its entries count toward commit only after advance()", () => {
+  const storage = new MemoryLogStorage();
+  const node = electedLeader(storage);
+  node.proposeAll([Buffer.from("x"), Buffer.from("y")]);
+  const ready = node.ready();
+  assert.deepEqual(
+    ready.entries.map((entry) => entry.index),
+    [2, 3],
+  );
+  // One append per follower for the whole batch.
+  assert.deepEqual(
+    ready.messages.map((m) => [m.type, m.to, m.entries.length]),
+    [
+      ["app", 2, 2],
+      ["app", 3, 2],
+    ],
+  );
+  // While that Ready's fsync runs, a new proposal goes out at once.
+  node.propose(Buffer.from("z"));
+  const early = node.takeLeaderMessages();
+  assert.deepEqual(
+    early.map((m) => [m.type, m.to, m.entries.map((entry) => entry.index)]),
+    [
+      ["app", 2, [4]],
+      ["app", 3, [4]],
+    ],
+  );
+  assert.deepEqual(node.takeLeaderMessages(), [], "messages are handed out once");
+  // Node 2 has everything durable, node 3 none of it, and the leader's own write is not
+  // done: only one of three has indexes 2-4, so nothing new commits.
+  node.step(newMessage({ type: "app-resp", from: 2, to: 1, term: 1, index: 4 }));
+  assert.equal(node.status().hardState.commit, 1);
+  // The leader's fsync of 2-3 completes: with node 2 that is a quorum for 2-3, not for 4.
+  storage.append(ready.entries);
+  node.advance(ready);
+  assert.equal(node.status().hardState.commit, 3);
+  drain(node, storage);
+  assert.equal(node.status().hardState.commit, 4);
+});
+
+test("takeLeaderMessages hands nothing out on a follower: its answers wait for the Ready's fsync", () => {
+  const storage = new MemoryLogStorage();
+  const node = newRawNode(2, [1, 2, 3], storage);
+  node.step(newMessage({ type: "vote", from: 1, to: 2, term: 5, index: 0, logTerm: 0 }));
+  assert.deepEqual(node.takeLeaderMessages(), []);
+  assert.deepEqual(
+    node.ready().messages.map((m) => m.type),
+    ["vote-resp"],
+  );
+});
+
+test("entries that commit while a Ready is outstanding are handed out once, stopping before a conf change", () => {
+  const storage = new MemoryLogStorage();
+  const node = electedLeader(storage);
+  assert.deepEqual(node.takeCommittedEntries(), [], "nothing outstanding");
+  node.propose(Buffer.from("a"));
+  node.proposeConfChange({ type: "add-learner", nodeId: 4, context: new Uint8Array(0) });
+  node.propose(Buffer.from("b"));
+  const ready = node.ready();
+  assert.deepEqual(
+    ready.entries.map((entry) => entry.index),
+    [2, 3, 4],
+  );
+  // Both followers persist everything while the leader's own fsync runs: 2-4 commit.
+  node.step(newMessage({ type: "app-resp", from: 2, to: 1, term: 1, index: 4 }));
+  node.step(newMessage({ type: "app-resp", from: 3, to: 1, term: 1, index: 4 }));
+  assert.equal(node.status().hardState.commit, 4);
+  assert.deepEqual(
+    node.takeCommittedEntries().map((entry) => entry.index),
+    [2],
+    "the conf change at 3 waits for a Ready",
+  );
+  assert.deepEqual(node.takeCommittedEntries(), []);
+  storage.append(ready.entries);
+  node.advance(ready);
+  const next = node.ready();
+  assert.deepEqual(
+    next.committedEntries.map((entry) => entry.index),
+    [3, 4],
+    "entry 2 is not handed out again",
+  );
+});

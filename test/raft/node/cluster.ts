@@ -9,6 +9,8 @@ import type { NodeId } from "../../../src/raft/core/types.js";
 import { RaftNode } from "../../../src/raft/node.js";
 import type { AppliedEntry, RaftMember, StateMachine } from "../../../src/raft/node.js";
 import { createGrpcRaftTransport } from "../../../src/raft/transport/transport.js";
+import type { RaftTransport } from "../../../src/raft/transport/transport.js";
+import type { SegmentOpener } from "../../../src/raft/wal/wal.js";
 
 export const testLogger = pino({ level: process.env.SHOAL_TEST_LOG ?? "silent" });
 
@@ -43,24 +45,33 @@ export interface TestMember {
   readonly dataDir: string;
   address: string;
   node: RaftNode | null;
+  /** The transport of the current run (null before the first start). */
+  transport: RaftTransport | null;
   machine: RecordingStateMachine;
+}
+
+export interface TestClusterOptions {
+  readonly snapshotEveryEntries?: number;
+  readonly tickMs?: number;
+  /** Opens each member's WAL segments (fault and timing injection); real files by default. */
+  readonly walOpenSegment?: (id: NodeId) => SegmentOpener;
 }
 
 /** Raft members in one process over real gRPC on loopback, with real WALs in temp dirs. */
 export class TestCluster {
   readonly members: TestMember[] = [];
   readonly #root: string;
-  readonly #options: { snapshotEveryEntries?: number; tickMs?: number };
+  readonly #options: TestClusterOptions;
 
-  private constructor(root: string, options: { snapshotEveryEntries?: number; tickMs?: number }) {
+  private constructor(root: string, options: TestClusterOptions) {
     this.#root = root;
     this.#options = options;
   }
 
-  static async start(size: number, options: { snapshotEveryEntries?: number; tickMs?: number } = {}): Promise<TestCluster> {
+  static async start(size: number, options: TestClusterOptions = {}): Promise<TestCluster> {
     const cluster = new TestCluster(await mkdtemp(join(tmpdir(), "shoal-raft-node-")), options);
     for (let id = 1; id <= size; id += 1) {
-      cluster.members.push({ id, dataDir: join(cluster.#root, `node-${id}`), address: "", node: null, machine: new RecordingStateMachine() });
+      cluster.members.push({ id, dataDir: join(cluster.#root, `node-${id}`), address: "", node: null, transport: null, machine: new RecordingStateMachine() });
     }
     await Promise.all(cluster.members.map((member) => cluster.startMember(member.id, { bootstrap: true })));
     return cluster;
@@ -68,7 +79,7 @@ export class TestCluster {
 
   /** Registers a member that is not started yet (for joins); returns it. */
   async addMember(id: NodeId): Promise<TestMember> {
-    const member: TestMember = { id, dataDir: join(this.#root, `node-${id}`), address: "", node: null, machine: new RecordingStateMachine() };
+    const member: TestMember = { id, dataDir: join(this.#root, `node-${id}`), address: "", node: null, transport: null, machine: new RecordingStateMachine() };
     this.members.push(member);
     await this.startMember(id, { bootstrap: false });
     return member;
@@ -84,6 +95,7 @@ export class TestCluster {
   async startMember(id: NodeId, options: { bootstrap: boolean }): Promise<RaftNode> {
     const member = this.member(id);
     const transport = createGrpcRaftTransport({ id, logger: testLogger, clock: systemClock });
+    member.transport = transport;
     const [host, port] = member.address === "" ? ["127.0.0.1", 0] : member.address.split(":");
     member.address = await transport.listen({ host: host ?? "127.0.0.1", port: Number(port) });
     // Peers listen before they start raft, so the cluster start waits for every address.
@@ -103,6 +115,7 @@ export class TestCluster {
       // 50 ms ticks (elections after 0.5-1 s) keep tests quick without spurious elections on a busy CI box.
       tickMs: this.#options.tickMs ?? 50,
       ...(this.#options.snapshotEveryEntries === undefined ? {} : { snapshotEveryEntries: this.#options.snapshotEveryEntries, snapshotCatchUpEntries: 5 }),
+      ...(this.#options.walOpenSegment === undefined ? {} : { walOpenSegment: this.#options.walOpenSegment(id) }),
       onFatalError: (error) => {
         throw error;
       },

@@ -1,11 +1,14 @@
 import assert from "node:assert/strict";
 import diagnosticsChannel from "node:diagnostics_channel";
 import { test } from "node:test";
+import type { TestContext } from "node:test";
 
 import { UnavailableError } from "../../../src/common/errors.js";
 import { leaderChangedChannel, NotLeaderError } from "../../../src/raft/node.js";
 import type { LeaderChange } from "../../../src/raft/node.js";
 import { TestCluster, waitFor } from "./cluster.js";
+import type { TestMember } from "./cluster.js";
+import { GatedFsync } from "./gated-fsync.js";
 
 test("three nodes elect a leader and every node applies proposals in the same order", async (t) => {
   const cluster = await TestCluster.start(3);
@@ -123,6 +126,92 @@ test("proposals made in one event-loop turn share fsyncs (group commit)", async 
   await Promise.all(Array.from({ length: 500 }, (_, i) => node.propose(Buffer.from(`p${i}`))));
   const syncs = node.status().walSyncs - before;
   assert.ok(syncs >= 1 && syncs <= 5, `500 proposals took ${syncs} leader fsyncs`);
+});
+
+test("proposals made in one event-loop turn reach each follower as one append, not one per proposal", async (t) => {
+  const cluster = await TestCluster.start(3);
+  t.after(() => cluster.close());
+  const leader = await cluster.leader();
+  const node = leader.node;
+  const transport = leader.transport;
+  assert.ok(node !== null && transport !== null);
+  await node.propose(Buffer.from("warm up"));
+  const before = transport.stats().sentMessages;
+  await Promise.all(Array.from({ length: 200 }, (_, i) => node.propose(Buffer.from(`p${i}`))));
+  // The batch's appends plus commit notices and perhaps a heartbeat: a handful per follower.
+  const sent = transport.stats().sentMessages - before;
+  assert.ok(sent <= 12, `200 proposals took ${sent} messages from the leader`);
+});
+
+/** A 3-node cluster whose members' fsyncs can each be held at a gate; warmed up with one put. */
+async function gatedCluster(t: TestContext): Promise<{ cluster: TestCluster; gates: Map<number, GatedFsync>; leader: TestMember; index: number }> {
+  const gates = new Map<number, GatedFsync>();
+  const cluster = await TestCluster.start(3, {
+    walOpenSegment: (id) => {
+      const gate = new GatedFsync();
+      gates.set(id, gate);
+      return gate.open;
+    },
+  });
+  t.after(async () => {
+    for (const gate of gates.values()) gate.openGate();
+    await cluster.close();
+    for (const gate of gates.values()) await gate.dispose();
+  });
+  const leader = await cluster.leader();
+  assert.ok(leader.node !== null);
+  const { index } = await leader.node.propose(Buffer.from("warm up"));
+  // Every member has the warm-up entry durable, so later fsyncs are only the ones tested.
+  await waitFor("every member to apply the warm-up entry", () => cluster.members.every((member) => member.machine.applied.length === 1));
+  return { cluster, gates, leader, index };
+}
+
+function tracked<T>(promise: Promise<T>): { done: () => boolean; promise: Promise<T> } {
+  let done = false;
+  return {
+    done: () => done,
+    promise: promise.then((value) => {
+      done = true;
+      return value;
+    }),
+  };
+}
+
+test("an entry both followers persisted is answered while the leader's own fsync still runs", async (t) => {
+  const { gates, leader, index } = await gatedCluster(t);
+  const gate = gates.get(leader.id);
+  assert.ok(leader.node !== null && gate !== undefined);
+  gate.close();
+  const first = tracked(leader.node.propose(Buffer.from("first")));
+  await waitFor("the leader's fsync to be held", () => gate.held() === 1);
+  await waitFor("the proposal to be answered on the followers' acknowledgements", first.done);
+  assert.equal(gate.held(), 1, "the leader's own fsync is still running");
+  assert.equal((await first.promise).index, index + 1);
+  assert.deepEqual(leader.machine.applied, ["warm up", "first"]);
+});
+
+test("a committed entry is answered while the leader's fsync of newer entries in its Ready still runs", async (t) => {
+  const { cluster, gates, leader, index } = await gatedCluster(t);
+  const leaderGate = gates.get(leader.id);
+  const slowFollower = cluster.members.find((member) => member.id !== leader.id);
+  const slowGate = slowFollower === undefined ? undefined : gates.get(slowFollower.id);
+  assert.ok(leader.node !== null && leaderGate !== undefined && slowGate !== undefined);
+  // One follower's disk stalls: every commit now needs the leader's own fsync as well.
+  slowGate.close();
+  leaderGate.close();
+  const first = tracked(leader.node.propose(Buffer.from("first")));
+  await waitFor("the leader's fsync of the first entry to be held", () => leaderGate.held() === 1);
+  const second = tracked(leader.node.propose(Buffer.from("second")));
+  // The first entry's fsync completes and it commits; the next Ready carries that commit and
+  // the second entry, whose fsync is held: the first is answered without waiting for it.
+  leaderGate.letOneThrough();
+  await waitFor("the first proposal to be answered", first.done);
+  await waitFor("the second entry's fsync to be held", () => leaderGate.held() === 1);
+  assert.equal(second.done(), false);
+  assert.equal((await first.promise).index, index + 1);
+  leaderGate.openGate();
+  await second.promise;
+  assert.deepEqual(leader.machine.applied, ["warm up", "first", "second"]);
 });
 
 test("a cancelled proposal wait rejects with CancelledError", async (t) => {

@@ -1,0 +1,34 @@
+import type { Message, NodeId } from "../core/types.js";
+
+/**
+ * Drops the messages of one Ready that a later message of the same Ready to the same peer
+ * makes redundant, so that a burst of commits or acknowledgements costs one message per
+ * peer instead of one per event:
+ *  - an empty append (a leader's commit notice or probe) followed by another append of the
+ *    same term, which carries a commit index at least as high;
+ *  - an accepted append answer followed by an accepted one of the same term for an index at
+ *    least as high, which acknowledges everything the earlier one did.
+ * Dropping them is indistinguishable from losing them on the network, which raft tolerates;
+ * nothing waits for an answer to an empty append. Everything else is kept, in order.
+ */
+export function coalesceMessages(messages: readonly Message[]): readonly Message[] {
+  if (messages.length < 2) return messages;
+  const lastAppend = new Map<NodeId, Message>();
+  const lastAccept = new Map<NodeId, Message>();
+  const kept: Message[] = [];
+  for (let position = messages.length - 1; position >= 0; position -= 1) {
+    const message = messages[position];
+    if (message === undefined) continue;
+    if (message.type === "app") {
+      const later = lastAppend.get(message.to);
+      if (later === undefined) lastAppend.set(message.to, message);
+      else if (message.entries.length === 0 && later.term === message.term && later.commit >= message.commit) continue;
+    } else if (message.type === "app-resp" && !message.reject) {
+      const later = lastAccept.get(message.to);
+      if (later === undefined) lastAccept.set(message.to, message);
+      else if (later.term === message.term && later.index >= message.index) continue;
+    }
+    kept.push(message);
+  }
+  return kept.length === messages.length ? messages : kept.reverse();
+}

@@ -1,0 +1,59 @@
+import { open } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
+
+import type { SegmentOpener } from "../../../src/raft/wal/wal.js";
+
+/**
+ * Opens real segment files whose datasync() waits, while the gate is closed, until the
+ * test lets it through: a disk as slow as the test wants, at the moment it wants.
+ */
+export class GatedFsync {
+  #closed = false;
+  readonly #waiting: (() => void)[] = [];
+  readonly #handles: FileHandle[] = [];
+
+  readonly open: SegmentOpener = async (path, flags) => {
+    const handle = await open(path, flags);
+    this.#handles.push(handle);
+    return new Proxy(handle, {
+      get: (target, property, receiver) => {
+        if (property === "datasync") {
+          return async (): Promise<void> => {
+            if (this.#closed) await new Promise<void>((resolve) => this.#waiting.push(resolve));
+            await target.datasync();
+          };
+        }
+        const value: unknown = Reflect.get(target, property, receiver);
+        if (typeof value !== "function") return value;
+        const bound: unknown = value.bind(target);
+        return bound;
+      },
+    });
+  };
+
+  /** fsyncs from now on wait for letOneThrough() or open(). */
+  close(): void {
+    this.#closed = true;
+  }
+
+  /** How many fsyncs are held at the gate. */
+  held(): number {
+    return this.#waiting.length;
+  }
+
+  letOneThrough(): void {
+    this.#waiting.shift()?.();
+  }
+
+  /** Lets every held fsync through and stops holding new ones. */
+  openGate(): void {
+    this.#closed = false;
+    for (const release of this.#waiting.splice(0)) release();
+  }
+
+  /** Closes every handle still open (the code under test may have stopped mid-way). */
+  async dispose(): Promise<void> {
+    this.openGate();
+    for (const handle of this.#handles) await handle.close().catch(() => undefined);
+  }
+}
