@@ -1,7 +1,5 @@
-import { open } from "node:fs/promises";
-import type { FileHandle } from "node:fs/promises";
-
 import type { SegmentOpener } from "../../../src/raft/wal/wal.js";
+import { DatasyncProxy } from "../wal/datasync-proxy.js";
 
 /**
  * Opens real segment files whose datasync() waits, while the gate is closed, until the
@@ -10,26 +8,12 @@ import type { SegmentOpener } from "../../../src/raft/wal/wal.js";
 export class GatedFsync {
   #closed = false;
   readonly #waiting: (() => void)[] = [];
-  readonly #handles: FileHandle[] = [];
+  readonly #proxy = new DatasyncProxy(async (handle) => {
+    if (this.#closed) await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    await handle.datasync();
+  });
 
-  readonly open: SegmentOpener = async (path, flags) => {
-    const handle = await open(path, flags);
-    this.#handles.push(handle);
-    return new Proxy(handle, {
-      get: (target, property, receiver) => {
-        if (property === "datasync") {
-          return async (): Promise<void> => {
-            if (this.#closed) await new Promise<void>((resolve) => this.#waiting.push(resolve));
-            await target.datasync();
-          };
-        }
-        const value: unknown = Reflect.get(target, property, receiver);
-        if (typeof value !== "function") return value;
-        const bound: unknown = value.bind(target);
-        return bound;
-      },
-    });
-  };
+  readonly open: SegmentOpener = this.#proxy.open;
 
   /** fsyncs from now on wait for letOneThrough() or open(). */
   close(): void {
@@ -54,6 +38,6 @@ export class GatedFsync {
   /** Closes every handle still open (the code under test may have stopped mid-way). */
   async dispose(): Promise<void> {
     this.openGate();
-    for (const handle of this.#handles) await handle.close().catch(() => undefined);
+    await this.#proxy.closeAll();
   }
 }
