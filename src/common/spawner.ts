@@ -172,7 +172,8 @@ export class CommandSpawner implements CommandLauncher {
     return new Promise<T>((resolve, reject) => {
       const onAbort = (): void => {
         done();
-        this.#send({ kind: "cancel", id: request.id });
+        // A spawner that died took the command with it: nothing to cancel, nothing to start.
+        if (this.#child !== null) this.#send({ kind: "cancel", id: request.id });
         reject(new CancelledError(`${file} cancelled`, { cause: signal?.reason }));
       };
       const done = (): void => {
@@ -212,7 +213,6 @@ export class CommandSpawner implements CommandLauncher {
 
   #send(request: SpawnerRequest): void {
     const child = this.#child ?? this.#start();
-    if (child === null) return;
     child.ref();
     child.channel?.ref();
     child.send(request, (error) => {
@@ -221,7 +221,7 @@ export class CommandSpawner implements CommandLauncher {
     });
   }
 
-  #start(): ChildProcess | null {
+  #start(): ChildProcess {
     // No inherited execArgv: the daemon's flags (--cpu-prof, --inspect) are not the spawner's.
     const child = fork(spawnerMainPath, [], { execArgv: [], stdio: ["ignore", "ignore", "inherit", "ipc"], serialization: "json" });
     this.#child = child;
