@@ -20,8 +20,12 @@ import type { NodeDescription, Task } from "../manager/objects/index.js";
 export const sessionOpenTimeoutMs = 2_500;
 /** Deadline of one unary call (heartbeat, status report). */
 export const callTimeoutMs = 10_000;
-/** Status reports wait this long for more state changes to send them together. */
-export const statusReportGapMs = 50;
+/**
+ * Status reports wait this long for more state changes to send them together. Short: while
+ * a report is in flight (the manager answers after its own batched commit, 50 ms or more)
+ * the next changes gather anyway; a longer wait only delayed every hop of a rollout.
+ */
+export const statusReportGapMs = 5;
 /** Status updates per UpdateTaskStatus request (the manager's statusUpdatesPerRequestMax). */
 export const statusReportUpdatesMax = 1_000;
 

@@ -14,8 +14,12 @@ import type { StatusUpdate } from "./wire.js";
 
 /** A flush waits this long after the last update for more to arrive (STYLE §9). */
 export const statusFlushGapMs = 50;
-/** ...but never longer than this after the first pending update. */
-export const statusFlushLatencyMsMax = 1_000;
+/**
+ * ...but never longer than this after the first pending update: with several workers
+ * reporting in turn, the gap alone would keep restarting (swarmkit's dispatcher flushes
+ * every 100 ms, maxBatchInterval).
+ */
+export const statusFlushLatencyMsMax = 100;
 /** Updates waiting for a flush; beyond this, requests are refused until the store catches up. */
 export const pendingStatusUpdatesMax = 10_000;
 
