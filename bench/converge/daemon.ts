@@ -13,7 +13,7 @@ import { asArray, asRecord, stringField } from "../../src/cli/parse.js";
 import { systemClock } from "../../src/common/clock.js";
 import { UnavailableError } from "../../src/common/errors.js";
 import { buildDemoArchive } from "../../src/engine/images/index.js";
-import { defaultBridgeName, removeBridgeNetwork } from "../../src/engine/index.js";
+import { removeEngineHostState } from "../../src/engine/index.js";
 
 const shoaldPath = fileURLToPath(new URL("../../src/bin/shoald.js", import.meta.url));
 /** How long shoald may take to log that it started (a cold start on a loaded 2-core host). */
@@ -64,7 +64,7 @@ export async function startBenchDaemon(options: { signal: AbortSignal }): Promis
       await exited;
       cancelKill();
     }
-    await removeBridge(dataDir);
+    await removeEngineLeftovers(dataDir);
     await rm(dir, { recursive: true, force: true });
   };
   try {
@@ -135,13 +135,12 @@ async function removeAllContainers(client: ApiClient): Promise<void> {
   }
 }
 
-/** The engine's per-daemon bridge (shoal-<first 8 of the engine id>) stays after the daemon stops. */
-async function removeBridge(dataDir: string): Promise<void> {
+/** The engine's bridge and cgroup parent stay after the daemon stops (see removeEngineHostState). */
+async function removeEngineLeftovers(dataDir: string): Promise<void> {
   const engineId = await readFile(join(dataDir, "engine", "engine-id"), "utf8").then(
     (text) => text.trim(),
     () => undefined, // the engine never started: it made no bridge
   );
   if (engineId === undefined) return;
-  // A failure means the bridge was never created (no container got a network).
-  await removeBridgeNetwork(defaultBridgeName(engineId));
+  await removeEngineHostState(engineId);
 }

@@ -17,7 +17,7 @@ import { pino } from "pino";
 
 import { routeCommandsThrough } from "../../src/common/command.js";
 import { CommandSpawner } from "../../src/common/spawner.js";
-import { createEngine, type Engine } from "../../src/engine/engine.js";
+import { createEngine, engineCgroupParent, type Engine } from "../../src/engine/engine.js";
 import { removeCgroupDirectories } from "../../src/engine/runtime/oci/cgroups.js";
 import { buildOciSpec } from "../../src/engine/runtime/spec/spec.js";
 import { buildDemoImages, demoBusyboxName } from "../../src/engine/images/index.js";
@@ -233,7 +233,7 @@ async function main(): Promise<void> {
     if (engine !== null) {
       const engineId = engine.info().engineId;
       await engine.close();
-      await removeCgroupDirectories(`/shoal-${engineId}`).catch(() => undefined);
+      await removeCgroupDirectories(engineCgroupParent(engineId)).catch(() => undefined);
     }
     await removeCgroupDirectories("/shoal-bench-raw").catch(() => undefined);
     await rm(root, { recursive: true, force: true });

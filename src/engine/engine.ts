@@ -5,11 +5,12 @@ import { join } from "node:path";
 import { systemClock, type Clock } from "../common/clock.js";
 import type { Logger } from "../common/logger.js";
 import { InternalError, UnavailableError, throwIfAborted } from "../common/errors.js";
+import { removeBridgeNetwork } from "./network/masquerade.js";
 import { createNetworkManager, type NetworkManager } from "./network/network.js";
 import { createContainerService, type ContainerService } from "./runtime/containers.js";
 import { detectOciRuntime, findExecutable } from "./runtime/oci/detect.js";
 import type { OciRuntimeName } from "./runtime/oci/runtime.js";
-import { readNofileHardLimit } from "./runtime/oci/cgroups.js";
+import { readNofileHardLimit, removeCgroupDirectories } from "./runtime/oci/cgroups.js";
 import { defaultNofileLimit } from "./runtime/spec/defaults.js";
 import type { ImageConfigSource, RootfsMount, RootfsProvider } from "./runtime/types.js";
 import { openImageService, type ImageService } from "./images/index.js";
@@ -84,6 +85,22 @@ export function defaultSubnet(engineId: string): string {
  * Builds the engine: detects the OCI runtime, prepares directories, and re-attaches to the
  * containers of a previous run. Throws UnavailableError when no runtime or conmon works.
  */
+/** Where an engine's containers' cgroups live, in every hierarchy. */
+export function engineCgroupParent(engineId: string): string {
+  return `/shoal-${engineId}`;
+}
+
+/**
+ * Removes what an engine with the default network leaves on the host once its daemon has
+ * stopped and its containers are gone: the bridge with its NAT table and the cgroup parent.
+ * They outlive the daemon on purpose (its containers keep running); tests and benchmarks
+ * that made the engine call this.
+ */
+export async function removeEngineHostState(engineId: string): Promise<void> {
+  await removeBridgeNetwork(defaultBridgeName(engineId));
+  await removeCgroupDirectories(engineCgroupParent(engineId));
+}
+
 /** The bridge of an engine that was not given one: per engine, so daemons on one host never share it. */
 export function defaultBridgeName(engineId: string): string {
   return `shoal-${engineId.slice(0, 8)}`;
@@ -143,7 +160,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     root: directories.containers,
     exitDirectory: directories.exits,
     socketDirectory: directories.sockets,
-    cgroupParent: `/shoal-${engineId}`,
+    cgroupParent: engineCgroupParent(engineId),
     conmonPath,
     runtime: detection.runtime,
     rootfs: options.rootfs ?? imageRootfsProvider(images),

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { ApiClient } from "../../src/cli/client.js";
-import { defaultBridgeName, removeBridgeNetwork } from "../../src/engine/index.js";
+import { removeEngineHostState } from "../../src/engine/index.js";
 import { asArray, asRecord, stringField } from "../../src/cli/parse.js";
 import { run, type RunResult } from "./run.js";
 import { waitFor } from "./wait.js";
@@ -108,7 +108,7 @@ export async function startTestDaemon(options: { dir?: string; extraArgs?: reado
         // Containers outlive their daemon by design (conmon holds them): remove them first.
         if (child.exitCode === null && child.signalCode === null) await removeAllContainers(new ApiClient({ kind: "unix", path: socketPath }));
         await stop({ graceMs: 5_000 });
-        await removeBridge(dataDir);
+        await removeEngineLeftovers(dataDir);
         if (options.dir === undefined) await rm(dir, { recursive: true, force: true });
       },
     };
@@ -130,9 +130,9 @@ async function removeAllContainers(client: ApiClient): Promise<void> {
   }
 }
 
-/** The engine's per-daemon bridge (shoal-<first 8 of the engine id>) stays after the daemon stops. */
-async function removeBridge(dataDir: string): Promise<void> {
+/** The engine's bridge and cgroup parent stay after the daemon stops (see removeEngineHostState). */
+async function removeEngineLeftovers(dataDir: string): Promise<void> {
   const engineId = await readFile(join(dataDir, "engine", "engine-id"), "utf8").then((text) => text.trim(), () => undefined);
   if (engineId === undefined) return;
-  await removeBridgeNetwork(defaultBridgeName(engineId));
+  await removeEngineHostState(engineId);
 }

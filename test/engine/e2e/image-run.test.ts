@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 
-import { createEngine } from "../../../src/engine/engine.js";
+import { createEngine, engineCgroupParent } from "../../../src/engine/engine.js";
 import { buildDemoImages, demoBusyboxName } from "../../../src/engine/images/index.js";
 import { removeCgroupDirectories } from "../../../src/engine/runtime/oci/cgroups.js";
 import { containerSkipReason, readLogs, testLogger } from "../runtime/helpers.js";
@@ -25,7 +25,7 @@ test("a container runs from a real image on an overlay rootfs; its writes stay i
     for (const info of engine.containers.list({ all: true })) await engine.containers.remove(info.record.id, { force: true });
     const engineId = engine.info().engineId;
     await engine.close();
-    await removeCgroupDirectories(`/shoal-${engineId}`).catch(() => undefined);
+    await removeCgroupDirectories(engineCgroupParent(engineId)).catch(() => undefined);
     await rm(root, { recursive: true, force: true });
   });
   await buildDemoImages(engine.images);

@@ -11,7 +11,7 @@ import { pino } from "pino";
 
 import { NotFoundError } from "../../../src/common/errors.js";
 import type { Logger } from "../../../src/common/logger.js";
-import { createEngine, type Engine } from "../../../src/engine/engine.js";
+import { createEngine, engineCgroupParent, type Engine } from "../../../src/engine/engine.js";
 import { removeBridgeNetwork } from "../../../src/engine/network/masquerade.js";
 import { removeCgroupDirectories } from "../../../src/engine/runtime/oci/cgroups.js";
 import type { ImageRuntimeConfig } from "../../../src/engine/runtime/spec/process.js";
@@ -146,7 +146,7 @@ export async function createEngineFixture(t: TestContext): Promise<TestEngineFix
       await cleaner.close();
     }
     await removeBridgeNetwork(bridgeName);
-    if (engineId !== undefined) await removeCgroupDirectories(`/shoal-${engineId}`).catch(() => undefined);
+    if (engineId !== undefined) await removeCgroupDirectories(engineCgroupParent(engineId)).catch(() => undefined);
     await rm(root, { recursive: true, force: true });
   });
   return fixture;
