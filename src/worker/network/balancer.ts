@@ -32,7 +32,8 @@ export function balancerRuleset(rules: readonly VipRule[], dns: string | undefin
     const map = backends.map((backend, index) => `${index} : ${backend}`).join(", ");
     nat.push(`    ip daddr ${rule.vip} dnat to numgen inc mod ${backends.length} map { ${map} }`);
   }
-  if (dns !== undefined) nat.push(`    udp dport 53 dnat to ${dns}:53`);
+  // TCP too: a client retries over TCP when the UDP answer was truncated (tasks.<service>).
+  if (dns !== undefined) nat.push(`    udp dport 53 dnat to ${dns}:53`, `    tcp dport 53 dnat to ${dns}:53`);
   return [
     `table ip ${balancerTable}`,
     `delete table ip ${balancerTable}`,

@@ -41,6 +41,7 @@ test("VIP rules and names follow readiness and stay within a container's network
   const ruleset = balancerRuleset(vipRules(map, new Set(["back"])), "10.88.0.1");
   assert.match(ruleset, /ip daddr 10\.240\.1\.2 dnat to numgen inc mod 1 map \{ 0 : 10\.240\.1\.3 \}/u);
   assert.match(ruleset, /udp dport 53 dnat to 10\.88\.0\.1:53/u);
+  assert.match(ruleset, /tcp dport 53 dnat to 10\.88\.0\.1:53/u, "truncated answers are retried over TCP");
   assert.match(balancerRuleset([{ vip: "10.240.1.2", backends: [] }], undefined), /ip daddr 10\.240\.1\.2 reject/u, "a VIP without ready tasks refuses at once");
   const lookup = createServiceLookup(map, new Map([["10.88.0.5", new Set(["back"])]]));
   assert.deepEqual(lookup("10.88.0.5", "web"), ["10.240.1.2"]);
