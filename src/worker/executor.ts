@@ -69,10 +69,13 @@ export interface EngineExecutorOptions {
   engineLabels?: Labels;
 }
 
-/** Swarm's container name, `<service>.<slot>.<task>`; global tasks (slot 0) use the node id. */
+/**
+ * Swarm's container name, `<service name>.<slot>.<task>` (`docker ps` shows `web.1.…`);
+ * global tasks (slot 0) use the node id, and tasks without a stored name the service id.
+ */
 export function taskContainerName(task: Task): string {
   const slot = task.slot === 0 ? task.nodeId : String(task.slot);
-  return `${task.serviceId}.${slot}.${task.id}`;
+  return `${task.serviceName === "" ? task.serviceId : task.serviceName}.${slot}.${task.id}`;
 }
 
 /** The Docker swarm labels (so `docker ps --filter label=...` works) plus shoal's own. */

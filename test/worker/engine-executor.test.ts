@@ -21,6 +21,13 @@ function busyboxTask(id: string, args: string[]): Task {
   return { ...task, spec: { ...task.spec, containerSpec: { ...task.spec.containerSpec, args, stopGracePeriodMs: 1_000 } } };
 }
 
+test("task containers are named like swarm's: service name, slot (or node for global tasks), task id", () => {
+  const task = busyboxTask("task1", ["true"]);
+  assert.equal(taskContainerName(task), "web.1.task1");
+  assert.equal(taskContainerName({ ...task, slot: 0 }), "web.node1.task1");
+  assert.equal(taskContainerName({ ...task, serviceName: "" }), "svc1.1.task1", "tasks stored without a name use the service id");
+});
+
 /** Advances until the task reaches `until` (or a terminal state), returning the states passed. */
 async function advanceUntil(task: Task, controller: TaskController, until: TaskState): Promise<{ task: Task; states: TaskState[] }> {
   const states: TaskState[] = [];

@@ -149,7 +149,7 @@ function parseTaskStatus(value: unknown, path: string): TaskStatus {
   return status;
 }
 
-const taskFields = ["id", "meta", "serviceId", "slot", "nodeId", "desiredState", "spec", "specVersion", "endpoint", "attempt", "status", "networkAttachments"];
+const taskFields = ["id", "meta", "serviceId", "serviceName", "slot", "nodeId", "desiredState", "spec", "specVersion", "endpoint", "attempt", "status", "networkAttachments"];
 
 export function parseTask(value: unknown, path: string): Task {
   const fields = parseFields(value, path, taskFields);
@@ -157,6 +157,7 @@ export function parseTask(value: unknown, path: string): Task {
     id: required(fields, "id", path, parseObjectId),
     meta: required(fields, "meta", path, parseMeta),
     serviceId: required(fields, "serviceId", path, parseObjectId),
+    serviceName: withDefault(fields, "serviceName", path, "", (item, at) => (item === "" ? "" : parseName(item, at))),
     slot: required(fields, "slot", path, parseCount),
     nodeId: withDefault(fields, "nodeId", path, "", (item, at) => parseString(item, at, { ...idText, allowEmpty: true })),
     desiredState: required(fields, "desiredState", path, (item, at) => parseEnum(item, at, taskStates)),

@@ -268,6 +268,11 @@ export interface Task {
   id: string;
   meta: Meta;
   serviceId: string;
+  /**
+   * The service's name when the task was created (swarmkit's ServiceAnnotations): task
+   * containers are named after it, `web.1.<task id>`. Empty for tasks stored before it was kept.
+   */
+  serviceName: string;
   /** 1..N for replicated services; 0 for global ones (which key on nodeId instead). */
   slot: number;
   /** Empty until the scheduler assigns the task (global tasks are created with it set). */

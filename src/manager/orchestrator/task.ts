@@ -77,6 +77,7 @@ export function newServiceTask(options: NewTaskOptions): NewObject<"task"> {
   return {
     id: options.id,
     serviceId: service.id,
+    serviceName: service.spec.name,
     slot: options.slot,
     nodeId: options.nodeId,
     desiredState: options.desiredState,

@@ -175,7 +175,7 @@ describe("swarm REST routes", () => {
     const web = control.api.getService("web");
     await control.store.update((tx) => {
       tx.create("task", {
-        id: "task000000000000000000001", serviceId: web.id, slot: 1, nodeId: control.nodeId, desiredState: "running",
+        id: "task000000000000000000001", serviceId: web.id, serviceName: web.spec.name, slot: 1, nodeId: control.nodeId, desiredState: "running",
         spec: web.spec.taskTemplate, specVersion: web.specVersion, endpoint: web.spec.endpointSpec, attempt: 0,
         status: { state: "running", timestamp: 1_700_000_000_000, message: "started", err: "" },
       });
@@ -193,7 +193,7 @@ describe("swarm REST routes", () => {
     await control.store.update((tx) => {
       for (const [id, slot, state] of [["taska00000000000000000001", 1, "running"], ["taskb00000000000000000002", 2, "pending"]] as const) {
         tx.create("task", {
-          id, serviceId: web.id, slot, nodeId: state === "running" ? control.nodeId : "", desiredState: "running",
+          id, serviceId: web.id, serviceName: web.spec.name, slot, nodeId: state === "running" ? control.nodeId : "", desiredState: "running",
           spec: web.spec.taskTemplate, specVersion: web.specVersion, endpoint: web.spec.endpointSpec, attempt: 0,
           status: { state, timestamp: 1_700_000_000_000, message: state === "pending" ? "no suitable node (insufficient memory on 1 node)" : "started", err: "" },
         });

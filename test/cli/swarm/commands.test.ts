@@ -38,7 +38,7 @@ async function settle(control: LocalClusterControl): Promise<void> {
         if (tasks.some((task) => task.slot === slot)) continue;
         tx.create("task", {
           id: `task${service.id.slice(-4)}${String(slot).padStart(17, "0")}`,
-          serviceId: service.id, slot, nodeId: control.nodeId, desiredState: "running", spec: service.spec.taskTemplate, specVersion: service.specVersion,
+          serviceId: service.id, serviceName: service.spec.name, slot, nodeId: control.nodeId, desiredState: "running", spec: service.spec.taskTemplate, specVersion: service.specVersion,
           endpoint: service.spec.endpointSpec, attempt: 0, status: { state: "running", timestamp: Date.now(), message: "started", err: "" },
         });
       }

@@ -49,6 +49,7 @@ export function newTask(service: Service, options: { id: string; slot: number; n
   return {
     id: options.id,
     serviceId: service.id,
+    serviceName: service.spec.name,
     slot: options.slot,
     nodeId: options.nodeId ?? "",
     desiredState: options.desired ?? "running",

@@ -27,6 +27,7 @@ test("the manager's Node and Task feed the scheduler as they are", () => {
     id: "t1",
     meta,
     serviceId: "s1",
+    serviceName: "web",
     slot: 1,
     nodeId: "",
     desiredState: "running",

@@ -51,6 +51,7 @@ export function newTask(id: string, service: Pick<Service, "id" | "spec">, slot:
   return {
     id,
     serviceId: service.id,
+    serviceName: service.spec.name,
     slot,
     nodeId: "",
     desiredState: "running",
