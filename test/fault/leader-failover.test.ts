@@ -3,23 +3,21 @@ import { readFile } from "node:fs/promises";
 import { after, before, describe, test } from "node:test";
 
 import { asRecord, recordField } from "../../src/cli/parse.js";
-import type { Lab } from "../../src/lab/index.js";
-import { waitFor } from "../helpers/wait.js";
 import {
   addServiceLabel,
   createSleepService,
   hostServiceContainers,
   inspectService,
-  labSkipReason,
+  type Lab,
   leaderElections,
   listServiceTasks,
   nodeIdsByHost,
   runningTasks,
-  startTestLab,
-  termsWithTwoLeaders,
   type TaskView,
-  type TestLab,
-} from "./support.js";
+  termsWithTwoLeaders,
+} from "../../src/lab/index.js";
+import { waitFor } from "../helpers/wait.js";
+import { labSkipReason, startTestLab, type TestLab } from "./support.js";
 
 /** The bound on electing a new leader after the old one dies. */
 const electionMsMax = 2_000;

@@ -2,22 +2,20 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 
 import { errorMessage } from "../../src/common/errors.js";
-import type { Lab } from "../../src/lab/index.js";
-import { waitFor } from "../helpers/wait.js";
 import {
   addServiceLabel,
   createSleepService,
   hostServiceContainers,
   inspectService,
-  labSkipReason,
+  type Lab,
   leaderElections,
   listServiceTasks,
   nodeIdsByHost,
   runningTasks,
-  startTestLab,
   termsWithTwoLeaders,
-  type TestLab,
-} from "./support.js";
+} from "../../src/lab/index.js";
+import { waitFor } from "../helpers/wait.js";
+import { labSkipReason, startTestLab, type TestLab } from "./support.js";
 
 /**
  * Held after the new leader is known: beyond the election timeout (1-2 s) and beyond the

@@ -39,17 +39,3 @@ export async function startTestLab(name: string, shape: { managers: number; work
     throw error;
   }
 }
-
-
-export {
-  addServiceLabel,
-  createSleepService,
-  hostServiceContainers,
-  inspectService,
-  leaderElections,
-  listServiceTasks,
-  nodeIdsByHost,
-  runningTasks,
-  termsWithTwoLeaders,
-} from "../../src/lab/index.js";
-export type { TaskView } from "../../src/lab/index.js";

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 
-import type { Lab } from "../../src/lab/index.js";
+import { createSleepService, hostServiceContainers, type Lab, listServiceTasks, nodeIdsByHost, runningTasks } from "../../src/lab/index.js";
 import { waitFor } from "../helpers/wait.js";
-import { createSleepService, hostServiceContainers, labSkipReason, listServiceTasks, nodeIdsByHost, runningTasks, startTestLab, type TestLab } from "./support.js";
+import { labSkipReason, startTestLab, type TestLab } from "./support.js";
 
 /**
  * The dispatcher marks a node down after 3 heartbeat periods (1 s, plus up to 25 % jitter)

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 
 import { FailedPreconditionError } from "../../../src/common/errors.js";
 import { forceNewManagerCluster, type Manager } from "../../../src/manager/manager/index.js";
 import { waitFor } from "../../helpers/wait.js";
-import { createNodes, logger } from "./cluster.js";
+import { createNodes, logger, type TestNode } from "./cluster.js";
 
 function serviceSpec(name: string): Record<string, unknown> {
   return { name, taskTemplate: { containerSpec: { image: "busybox:1.36", args: ["sleep", "1d"] } }, mode: { type: "replicated", replicas: 2 } };
@@ -17,7 +17,8 @@ function voters(manager: Manager): string[] {
     .map((member) => member.nodeId);
 }
 
-test("forceNewManagerCluster: a survivor of three managers restarts alone with the whole store", { timeout: 90_000 }, async (t) => {
+/** Three managers, a first and b and c joined with a's manager token, all voters; removed after the test. */
+async function threeManagers(t: TestContext): Promise<{ nodes: TestNode[]; a: TestNode; b: TestNode; c: TestNode }> {
   const { nodes, cleanup } = await createNodes(["a", "b", "c"]);
   t.after(cleanup);
   const [a, b, c] = nodes;
@@ -27,6 +28,11 @@ test("forceNewManagerCluster: a survivor of three managers restarts alone with t
   await b.join(a.address, token);
   await c.join(a.address, token);
   await waitFor("three voters", () => (voters(a.running).length === 3 ? true : undefined), { timeoutMs: 20_000 });
+  return { nodes, a, b, c };
+}
+
+test("forceNewManagerCluster: a survivor of three managers restarts alone with the whole store", { timeout: 90_000 }, async (t) => {
+  const { nodes, a, b, c } = await threeManagers(t);
   const service = await a.running.controlApi().createService(serviceSpec("web"));
   const tokens = a.running.joinTokens();
   const ids = { a: a.running.nodeId, b: b.running.nodeId, c: c.running.nodeId };
@@ -61,15 +67,7 @@ test("forceNewManagerCluster refuses a data dir without manager state", async (t
 });
 
 test("demoting a manager is refused when the managers left would not answer as a quorum", { timeout: 90_000 }, async (t) => {
-  const { nodes, cleanup } = await createNodes(["a", "b", "c"]);
-  t.after(cleanup);
-  const [a, b, c] = nodes;
-  assert.ok(a !== undefined && b !== undefined && c !== undefined);
-  await a.init();
-  const token = a.running.joinTokens().manager;
-  await b.join(a.address, token);
-  await c.join(a.address, token);
-  await waitFor("three voters", () => (voters(a.running).length === 3 ? true : undefined), { timeoutMs: 20_000 });
+  const { a, b, c } = await threeManagers(t);
   const ids = { b: b.running.nodeId, c: c.running.nodeId };
   await c.stop();
   const api = a.running.controlApi();
