@@ -8,3 +8,5 @@ export type { NetworkAttachment, NetworkConfig, NetworkManager, NetworkMode } fr
 export { isHostPortInUse, parsePortBinding, portKey } from "./ports.js";
 export type { PortBinding, PortProtocol } from "./ports.js";
 export { bridgeMasqueradeRuleset, bridgeMasqueradeTable, installBridgeMasquerade, removeBridgeNetwork } from "./masquerade.js";
+export { ipTableRuleset } from "./nftables.js";
+export type { NftChain } from "./nftables.js";

@@ -1,5 +1,6 @@
 import { FailedPreconditionError, UnavailableError } from "../../common/errors.js";
 import { lastErrorLine, runCommand } from "../../common/command.js";
+import { ipTableRuleset } from "./nftables.js";
 
 /**
  * Outbound NAT for a bridge network: one nftables rule for the whole subnet, installed once.
@@ -13,26 +14,13 @@ export function bridgeMasqueradeTable(bridgeName: string): string {
 
 /** Masquerades what leaves the subnet, except multicast (as the CNI plugin's rule does). */
 export function bridgeMasqueradeRuleset(bridgeName: string, subnet: string): string {
-  const table = bridgeMasqueradeTable(bridgeName);
-  return [
-    // Declare, delete and re-add in one transaction: an atomic replace of our own table.
-    `table ip ${table}`,
-    `delete table ip ${table}`,
-    `table ip ${table} {`,
-    "  chain postrouting {",
-    "    type nat hook postrouting priority srcnat; policy accept;",
-    `    ip saddr ${subnet} ip daddr != { ${subnet}, 224.0.0.0/4 } masquerade`,
-    "  }",
-    "}",
-    "",
-  ].join("\n");
+  return ipTableRuleset(bridgeMasqueradeTable(bridgeName), [
+    { name: "postrouting", hook: "type nat hook postrouting priority srcnat", rules: [`ip saddr ${subnet} ip daddr != { ${subnet}, 224.0.0.0/4 } masquerade`] },
+  ]);
 }
 
-export async function installBridgeMasquerade(options: { bridgeName: string; subnet: string; signal?: AbortSignal }): Promise<void> {
-  const result = await runCommand("nft", ["-f", "-"], {
-    input: bridgeMasqueradeRuleset(options.bridgeName, options.subnet),
-    ...(options.signal === undefined ? {} : { signal: options.signal }),
-  });
+export async function installBridgeMasquerade(options: { bridgeName: string; subnet: string }): Promise<void> {
+  const result = await runCommand("nft", ["-f", "-"], { input: bridgeMasqueradeRuleset(options.bridgeName, options.subnet) });
   if (result.code !== 0) {
     throw new FailedPreconditionError(`cannot install outbound NAT for bridge ${options.bridgeName} (is nftables installed?): ${lastErrorLine(result.stderr)}`);
   }

@@ -1,5 +1,6 @@
 import { FailedPreconditionError } from "../../common/errors.js";
 import { lastErrorLine, runCommand } from "../../common/command.js";
+import { ipTableRuleset } from "../../engine/network/index.js";
 
 /** The nftables table the balancer owns in each container's namespace. */
 export const balancerTable = "shoal_lb";
@@ -26,29 +27,18 @@ export function balancerRuleset(rules: readonly VipRule[], dns: string | undefin
   for (const rule of rules) {
     const backends = rule.backends.slice(0, vipBackendsMax);
     if (backends.length === 0) {
-      filter.push(`    ip daddr ${rule.vip} reject`);
+      filter.push(`ip daddr ${rule.vip} reject`);
       continue;
     }
     const map = backends.map((backend, index) => `${index} : ${backend}`).join(", ");
-    nat.push(`    ip daddr ${rule.vip} dnat to numgen inc mod ${backends.length} map { ${map} }`);
+    nat.push(`ip daddr ${rule.vip} dnat to numgen inc mod ${backends.length} map { ${map} }`);
   }
   // TCP too: a client retries over TCP when the UDP answer was truncated (tasks.<service>).
-  if (dns !== undefined) nat.push(`    udp dport 53 dnat to ${dns}:53`, `    tcp dport 53 dnat to ${dns}:53`);
-  return [
-    `table ip ${balancerTable}`,
-    `delete table ip ${balancerTable}`,
-    `table ip ${balancerTable} {`,
-    "  chain output_nat {",
-    "    type nat hook output priority -100; policy accept;",
-    ...nat,
-    "  }",
-    "  chain output_filter {",
-    "    type filter hook output priority 0; policy accept;",
-    ...filter,
-    "  }",
-    "}",
-    "",
-  ].join("\n");
+  if (dns !== undefined) nat.push(`udp dport 53 dnat to ${dns}:53`, `tcp dport 53 dnat to ${dns}:53`);
+  return ipTableRuleset(balancerTable, [
+    { name: "output_nat", hook: "type nat hook output priority -100", rules: nat },
+    { name: "output_filter", hook: "type filter hook output priority 0", rules: filter },
+  ]);
 }
 
 /** Loads a ruleset into the network namespace at `netns` (a path such as /proc/PID/ns/net). */

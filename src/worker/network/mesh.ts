@@ -1,6 +1,7 @@
 import { FailedPreconditionError } from "../../common/errors.js";
 import type { NetworkMap } from "../../manager/dispatcher/index.js";
 import { lastErrorLine, runCommand } from "../../common/command.js";
+import { ipTableRuleset } from "../../engine/network/index.js";
 import { vipBackendsMax } from "./balancer.js";
 import { overlayBridgeName } from "./overlay.js";
 
@@ -39,11 +40,11 @@ export function meshRuleset(map: NetworkMap, hostPorts: readonly HostPortRule[] 
       for (const port of service.publishedPorts) {
         const match = `fib daddr type local ${port.protocol} dport ${port.publishedPort}`;
         if (backends.length === 0) {
-          rules.push(`    ${match} drop`);
+          rules.push(`${match} drop`);
           continue;
         }
         const targets = backends.map((backend, index) => `${index} : ${backend} . ${port.targetPort}`).join(", ");
-        rules.push(`    ${match} dnat ip to numgen inc mod ${backends.length} map { ${targets} }`);
+        rules.push(`${match} dnat ip to numgen inc mod ${backends.length} map { ${targets} }`);
       }
     }
   }
@@ -51,33 +52,20 @@ export function meshRuleset(map: NetworkMap, hostPorts: readonly HostPortRule[] 
   for (const port of hostPorts) {
     const match = `fib daddr type local ${port.protocol} dport ${port.publishedPort}`;
     const targets = port.targets.map((target, index) => `${index} : ${target} . ${port.targetPort}`).join(", ");
-    rules.push(port.targets.length === 0 ? `    ${match} drop` : `    ${match} dnat ip to numgen inc mod ${port.targets.length} map { ${targets} }`);
+    rules.push(port.targets.length === 0 ? `${match} drop` : `${match} dnat ip to numgen inc mod ${port.targets.length} map { ${targets} }`);
   }
   const nat = rules.filter((rule) => !rule.endsWith(" drop"));
   const drops = rules.filter((rule) => rule.endsWith(" drop"));
-  return [
-    `table ip ${meshTable}`,
-    `delete table ip ${meshTable}`,
-    `table ip ${meshTable} {`,
-    "  chain prerouting {",
-    "    type nat hook prerouting priority -100; policy accept;",
-    ...nat,
-    "  }",
-    "  chain output {",
-    "    type nat hook output priority -100; policy accept;",
-    ...nat,
-    "  }",
-    "  chain postrouting {",
-    "    type nat hook postrouting priority 100; policy accept;",
-    ...(ingress === undefined ? [] : [`    oifname "${overlayBridgeName(ingress.vni)}" ct status dnat masquerade`]),
-    "  }",
-    "  chain input_filter {",
-    "    type filter hook input priority 0; policy accept;",
-    ...drops,
-    "  }",
-    "}",
-    "",
-  ].join("\n");
+  return ipTableRuleset(meshTable, [
+    { name: "prerouting", hook: "type nat hook prerouting priority -100", rules: nat },
+    { name: "output", hook: "type nat hook output priority -100", rules: nat },
+    {
+      name: "postrouting",
+      hook: "type nat hook postrouting priority 100",
+      rules: ingress === undefined ? [] : [`oifname "${overlayBridgeName(ingress.vni)}" ct status dnat masquerade`],
+    },
+    { name: "input_filter", hook: "type filter hook input priority 0", rules: drops },
+  ]);
 }
 
 /** Loads the mesh ruleset into the node's namespace (or `hostNetns`, for tests and labs). */
