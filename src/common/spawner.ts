@@ -14,7 +14,7 @@ import type { Logger } from "./logger.js";
  */
 const spawnerMainPath = fileURLToPath(new URL("./spawner-main.js", import.meta.url));
 
-/** Arguments, environment and input of one request; bounded so one bad caller cannot flood the pipe. */
+/** Characters of a request's program, arguments, environment and input; bounded so one bad caller cannot flood the pipe. */
 export const spawnerRequestBytesMax = 1024 * 1024;
 
 export interface SpawnerRunRequest {
@@ -110,6 +110,12 @@ function definedEnv(env: NodeJS.ProcessEnv): Record<string, string> {
   return Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined));
 }
 
+/** What a request carries, in UTF-16 units, counted without serialising it a second time. */
+function requestBytes(request: SpawnerRunRequest | SpawnerStartRequest): number {
+  const strings = [request.file, ...request.args, ...Object.entries(request.env ?? {}).flat(), ...(request.kind === "run" && request.input !== undefined ? [request.input] : [])];
+  return strings.reduce((sum, text) => sum + text.length, 0);
+}
+
 interface PendingCommand {
   file: string;
   /** Takes the spawner's answer (a result or a ready line); errors go to reject. */
@@ -166,7 +172,7 @@ export class CommandSpawner implements CommandLauncher {
   ): Promise<T> {
     const { file } = request;
     if (signal?.aborted === true) return Promise.reject(new CancelledError(`${file} cancelled`, { cause: signal.reason }));
-    if (JSON.stringify(request).length > spawnerRequestBytesMax) {
+    if (requestBytes(request) > spawnerRequestBytesMax) {
       return Promise.reject(new UnavailableError(`cannot run ${file}: its arguments and input exceed ${spawnerRequestBytesMax} bytes`));
     }
     return new Promise<T>((resolve, reject) => {

@@ -8,7 +8,7 @@ import { pino } from "pino";
 
 import { routeCommandsThrough, runCommand, spawnDetached, startDetached, type CommandOptions, type CommandResult } from "../../src/common/command.js";
 import { CancelledError, UnavailableError } from "../../src/common/errors.js";
-import { CommandSpawner, parseSpawnerReply, parseSpawnerRequest } from "../../src/common/spawner.js";
+import { CommandSpawner, parseSpawnerReply, parseSpawnerRequest, spawnerRequestBytesMax } from "../../src/common/spawner.js";
 import { processAlive } from "../helpers/process.js";
 import { waitFor } from "../helpers/wait.js";
 
@@ -62,6 +62,16 @@ test("commands run in the spawner process with their exit code, output, input an
     Array.from({ length: 20 }, (_, index) => `${index}\n`),
   );
   assert.equal(await forkerPid(runOf(spawner)), pid, "one spawner process serves every command");
+});
+
+test("a request larger than spawnerRequestBytesMax is refused before it reaches the spawner", async (t) => {
+  const spawner = startSpawner(t);
+  await assert.rejects(spawner.run("/bin/cat", [], { input: "x".repeat(spawnerRequestBytesMax + 1) }), (error: unknown) => {
+    assert.ok(error instanceof UnavailableError);
+    assert.match(error.message, /exceed/);
+    return true;
+  });
+  assert.equal((await spawner.run("/bin/cat", [], { input: "x".repeat(1000) })).stdout.length, 1000);
 });
 
 test("a program that cannot start is UnavailableError naming it", async (t) => {
