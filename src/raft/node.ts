@@ -110,6 +110,8 @@ export interface RaftNodeStatus {
   readonly term: number;
   readonly commit: number;
   readonly applied: number;
+  /** The index of the newest local snapshot (0 before the first). */
+  readonly snapshotIndex: number;
   readonly members: ReadonlyMap<NodeId, string>;
   /** WAL fsyncs since start: with group commit, far fewer than proposals. */
   readonly walSyncs: number;
@@ -462,7 +464,11 @@ export class RaftNode {
       this.#term = ready.hardState.term;
       this.#rejectLostProposals();
     }
-    if (this.#applied - this.#snapshotIndex >= this.#snapshotEveryEntries) await this.#snapshotAndCompact();
+    // Entries applied early (committed on the followers' acknowledgements while this
+    // node's fsync ran) may not be in the local log yet; a snapshot past the log's end
+    // would be refused, so it waits for the Ready that persists them.
+    const snapshotDue = this.#applied - this.#snapshotIndex >= this.#snapshotEveryEntries;
+    if (snapshotDue && this.#applied <= this.#storage.lastIndex()) await this.#snapshotAndCompact();
   }
 
   #applyCommitted(ready: Ready): void {
@@ -731,6 +737,7 @@ export class RaftNode {
       term: status.hardState.term,
       commit: status.hardState.commit,
       applied: this.#applied,
+      snapshotIndex: this.#snapshotIndex,
       members: new Map(this.#members),
       walSyncs: this.#storage.walSyncCount(),
     };

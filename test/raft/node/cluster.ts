@@ -1,3 +1,4 @@
+import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -60,6 +61,8 @@ export interface TestClusterOptions {
 /** Raft members in one process over real gRPC on loopback, with real WALs in temp dirs. */
 export class TestCluster {
   readonly members: TestMember[] = [];
+  /** Fatal errors of any member; close() fails the test that saw one. */
+  readonly fatalErrors: Error[] = [];
   readonly #root: string;
   readonly #options: TestClusterOptions;
 
@@ -117,7 +120,7 @@ export class TestCluster {
       ...(this.#options.snapshotEveryEntries === undefined ? {} : { snapshotEveryEntries: this.#options.snapshotEveryEntries, snapshotCatchUpEntries: 5 }),
       ...(this.#options.walOpenSegment === undefined ? {} : { walOpenSegment: this.#options.walOpenSegment(id) }),
       onFatalError: (error) => {
-        throw error;
+        this.fatalErrors.push(error);
       },
     });
     return member.node;
@@ -156,5 +159,6 @@ export class TestCluster {
       }),
     );
     await rm(this.#root, { recursive: true, force: true });
+    assert.deepEqual(this.fatalErrors.map((error) => error.message), [], "a raft member stopped on a fatal error");
   }
 }

@@ -144,9 +144,13 @@ test("proposals made in one event-loop turn reach each follower as one append, n
 });
 
 /** A 3-node cluster whose members' fsyncs can each be held at a gate; warmed up with one put. */
-async function gatedCluster(t: TestContext): Promise<{ cluster: TestCluster; gates: Map<number, GatedFsync>; leader: TestMember; index: number }> {
+async function gatedCluster(
+  t: TestContext,
+  options: { snapshotEveryEntries?: number } = {},
+): Promise<{ cluster: TestCluster; gates: Map<number, GatedFsync>; leader: TestMember; index: number }> {
   const gates = new Map<number, GatedFsync>();
   const cluster = await TestCluster.start(3, {
+    ...options,
     walOpenSegment: (id) => {
       const gate = new GatedFsync();
       gates.set(id, gate);
@@ -212,6 +216,27 @@ test("a committed entry is answered while the leader's fsync of newer entries in
   leaderGate.openGate();
   await second.promise;
   assert.deepEqual(leader.machine.applied, ["warm up", "first", "second"]);
+});
+
+test("a snapshot due while early-applied entries are not yet in the leader's log waits for them", async (t) => {
+  const { cluster, gates, leader, index } = await gatedCluster(t, { snapshotEveryEntries: 10 });
+  const gate = gates.get(leader.id);
+  const node = leader.node;
+  assert.ok(node !== null && gate !== undefined);
+  const snapshotBefore = node.status().snapshotIndex;
+  gate.close();
+  const first = tracked(node.propose(Buffer.from("first")));
+  await waitFor("the leader's fsync to be held", () => gate.held() === 1);
+  const values = Array.from({ length: 15 }, (_, i) => `early ${i}`);
+  await Promise.all(values.map((value) => node.propose(Buffer.from(value))));
+  await first.promise;
+  // Applied on the followers' acknowledgements, past the end of the leader's own log.
+  assert.equal(node.status().applied, index + 1 + values.length);
+  assert.equal(node.status().snapshotIndex, snapshotBefore);
+  gate.openGate();
+  await waitFor("the leader to snapshot once its log holds what it applied", () => (node.status().snapshotIndex ?? 0) >= index + 1 + values.length);
+  assert.deepEqual(cluster.fatalErrors, []);
+  assert.deepEqual(leader.machine.applied, ["warm up", "first", ...values]);
 });
 
 test("a cancelled proposal wait rejects with CancelledError", async (t) => {
