@@ -4,13 +4,13 @@ import { InvalidArgumentError, UnavailableError } from "../common/errors.js";
 import { stripVersionPrefix, type RouteRegistrar } from "../api/server.js";
 import type { ForwardedRequest, ForwardedResponse, ForwardExecutor, ForwardMethod } from "../manager/manager/index.js";
 import { forwardBodyBytesMax } from "../manager/manager/index.js";
-import type { SwarmNode } from "./swarm.js";
 
 /** Marks a request the leader replays, so that it is never forwarded a second time. */
 export const forwardedHeader = "x-shoal-forwarded";
 
 // Cluster state lives in raft: writes to it need the leader. Init, join and leave act on
-// this node itself and stay local; reads are served from the local replica.
+// this node itself and stay local; reads are served from the local replica once it has
+// caught up with the leader's commit index (SwarmNode.readBarrier).
 const clusterPath = /^\/(swarm|services|nodes|tasks|networks)(\/|$|\?)/;
 const localSwarmPath = /^\/swarm\/(init|join|leave)(\/|$|\?)/;
 const writeMethods: ReadonlySet<string> = new Set(["POST", "PUT", "DELETE", "PATCH"]);
@@ -34,6 +34,11 @@ export function needsLeader(method: string, url: string): boolean {
   return clusterPath.test(path) && !localSwarmPath.test(path);
 }
 
+/** Whether a request reads cluster state, which a follower serves only once caught up. */
+export function readsClusterState(method: string, url: string): boolean {
+  return (method === "GET" || method === "HEAD") && clusterPath.test(stripVersionPrefix(url));
+}
+
 function forwardedRequestOf(request: FastifyRequest): ForwardedRequest {
   const [path = "", query = ""] = request.url.split("?", 2);
   const contentType = typeof request.headers["content-type"] === "string" ? request.headers["content-type"] : "";
@@ -44,14 +49,27 @@ function forwardedRequestOf(request: FastifyRequest): ForwardedRequest {
   return { method: forwardMethodOf(request.method), path, query, contentType, body };
 }
 
+/** What the forwarding hook needs of this node's place in the swarm (SwarmNode in shoald). */
+export interface LeaderRouting {
+  forwardsWrites(): boolean;
+  forwardToLeader(request: ForwardedRequest): Promise<ForwardedResponse>;
+  readBarrier(): Promise<void>;
+}
+
 /**
  * A registrar adding a preHandler that sends cluster writes on a follower manager to the
- * leader (manager.forwardToLeader) and relays its answer. Register it before the routes.
+ * leader (manager.forwardToLeader) and relays its answer, and holds a follower's cluster
+ * reads until its replica has caught up. Register it before the routes.
  */
-export function leaderForwarding(swarm: SwarmNode): RouteRegistrar {
+export function leaderForwarding(swarm: LeaderRouting): RouteRegistrar {
   return (app: FastifyInstance) => {
     app.addHook("preHandler", async (request: FastifyRequest, reply: FastifyReply) => {
-      if (request.headers[forwardedHeader] !== undefined || !needsLeader(request.method, request.url) || !swarm.forwardsWrites()) return undefined;
+      if (request.headers[forwardedHeader] !== undefined) return undefined;
+      if (readsClusterState(request.method, request.url)) {
+        await swarm.readBarrier();
+        return undefined;
+      }
+      if (!needsLeader(request.method, request.url) || !swarm.forwardsWrites()) return undefined;
       const answer = await swarm.forwardToLeader(forwardedRequestOf(request));
       if (answer.contentType !== "") void reply.type(answer.contentType);
       return reply.code(answer.status).send(answer.body);

@@ -139,6 +139,16 @@ export class SwarmNode implements ClusterControl, ServiceLogSource {
     return this.#state.kind === "manager" && !this.#state.manager.isLeader();
   }
 
+  /**
+   * Before a cluster read on a follower manager: waits until its replica has every write
+   * committed so far, so a read through any manager sees what was acknowledged before it
+   * (swarm gets this by proxying every call to the leader). The leader reads its own store.
+   */
+  async readBarrier(options: { signal?: AbortSignal } = {}): Promise<void> {
+    if (this.#state.kind !== "manager" || this.#state.manager.isLeader()) return;
+    await this.#state.manager.readBarrier(options);
+  }
+
   /** Replays a REST request on the leader. UnavailableError when this node is not a manager. */
   forwardToLeader(request: ForwardedRequest, options: { signal?: AbortSignal } = {}): Promise<ForwardedResponse> {
     const state = this.#state;

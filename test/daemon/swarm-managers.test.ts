@@ -66,6 +66,21 @@ describe("two managers: follower forwarding and restart", { skip: rootReason }, 
     });
   });
 
+  test("a service the leader acknowledged is visible at once through the follower", async () => {
+    const names = Array.from({ length: 20 }, (_, i) => `seen${i}`);
+    try {
+      for (const name of names) {
+        const spec = { Name: name, TaskTemplate: { ContainerSpec: { Image: "shoal-demo/busybox" } }, Mode: { Replicated: { Replicas: 0 } } };
+        await leader.client().json("POST", "/services/create", { body: spec });
+        // Without the follower's read barrier this races the leader's commit notice.
+        const read = asRecord(await follower.client().json("GET", `/services/${name}`), "service");
+        assert.equal(asRecord(read["Spec"], "spec")["Name"], name);
+      }
+    } finally {
+      for (const name of names) await leader.client().json("DELETE", `/services/${name}`).catch(() => undefined);
+    }
+  });
+
   test("a restarted manager resumes its role on its advertised port and still serves the cluster", async () => {
     const nodeId = stringField(await swarmInfo(follower), "NodeID");
     const address = follower.grpcAddress;

@@ -97,6 +97,12 @@ export interface Manager {
   /** Replays a REST request on the leader. UnavailableError when no leader is known or it cannot be reached. */
   forwardToLeader(request: ForwardedRequest, options?: { signal?: AbortSignal }): Promise<ForwardedResponse>;
   /**
+   * Resolves once this manager's store holds everything the cluster had committed when it
+   * was called (raft ReadIndex, confirmed by the leader): a read after it sees every write
+   * acknowledged before it, on any manager. UnavailableError without a leader.
+   */
+  readBarrier(options?: { signal?: AbortSignal }): Promise<void>;
+  /**
    * Leaves raft for good: hands leadership over first when leading, asks the leader to
    * remove this member, then closes and deletes the swarm state. The last manager only
    * leaves with `force` (FailedPreconditionError otherwise): its cluster state is lost.
@@ -459,13 +465,26 @@ export class ManagerImpl implements Manager {
     const address = this.leaderAddress();
     if (address === undefined) {
       if (this.isLeader()) throw new UnavailableError("this manager is the leader: serve the request locally");
-      const managers = this.#directory.active().filter((member) => member.suffrage === "voter").length;
-      throw new UnavailableError(
-        `the swarm has no leader: quorum is lost or an election is under way (a majority of the ${managers} managers must be reachable). ` +
-          'Bring managers back, or if they are lost for good run "shoal swarm init --force-new-cluster" on a surviving manager',
-      );
+      throw new UnavailableError(this.#noLeaderMessage());
     }
     return requestForward({ address, credentials: this.#credentials, clock: this.#runtime.clock, signal: options.signal, request });
+  }
+
+  async readBarrier(options: { signal?: AbortSignal } = {}): Promise<void> {
+    try {
+      await this.#node().readIndex(options);
+    } catch (error) {
+      if (!(error instanceof UnavailableError)) throw error;
+      throw new UnavailableError(this.#noLeaderMessage(), { cause: error });
+    }
+  }
+
+  #noLeaderMessage(): string {
+    const managers = this.#directory.active().filter((member) => member.suffrage === "voter").length;
+    return (
+      `the swarm has no leader: quorum is lost or an election is under way (a majority of the ${managers} managers must be reachable). ` +
+      'Bring managers back, or if they are lost for good run "shoal swarm init --force-new-cluster" on a surviving manager'
+    );
   }
 
   /** The current TLS material (the renewer may have replaced the one the manager started with). */
