@@ -10,7 +10,7 @@ import { notManagerMessages } from "../manager/controlapi/index.js";
 import type { ClusterControl, ControlApi, ManagerStatus, SwarmInitRequest, SwarmJoinRequest, SwarmMembership } from "../manager/controlapi/index.js";
 import { forceNewManagerCluster, hasManagerState, hostOfAddress, initManager, joinManager, restartManager } from "../manager/manager/index.js";
 import type { ForcedCluster, ForwardedRequest, ForwardedResponse, ForwardExecutor, Manager } from "../manager/manager/index.js";
-import type { JoinTokens, NodeAvailability, NodeRole } from "../manager/objects/index.js";
+import type { JoinTokens, NodeRole } from "../manager/objects/index.js";
 import { createManagerLogs, type ManagerLogs } from "../manager/logbroker/index.js";
 import type { LogSelector, ServiceLogMessage, ServiceLogOptions, ServiceLogSource } from "../api/docker-swarm/index.js";
 import { channelCredentials } from "../rpc/tls/index.js";
@@ -260,14 +260,14 @@ export class SwarmNode implements ClusterControl, ServiceLogSource {
           ...this.#managerRuntime(),
           ...options,
         });
-        await this.#becomeManager(manager, request.availability);
+        await this.#becomeManager(manager);
         await this.#waitForLeader(manager, options.signal);
         this.#log.info({ nodeId: manager.nodeId, clusterId: manager.clusterId }, "joined the swarm as a manager");
         return;
       }
       const { nodeId, clusterId } = joined.identity;
       await saveWorkerState(this.#options.dataDir, { nodeId, clusterId, managers: request.remoteAddrs, material: joined });
-      const agent = await this.#startAgent(nodeId, request.remoteAddrs, channelCredentials({ ...joined, clusterId }), request.availability);
+      const agent = await this.#startAgent(nodeId, request.remoteAddrs, channelCredentials({ ...joined, clusterId }));
       this.#state = { kind: "worker", nodeId, clusterId, agent };
       this.#log.info({ nodeId, clusterId }, "joined the swarm as a worker");
     });
@@ -502,12 +502,12 @@ export class SwarmNode implements ClusterControl, ServiceLogSource {
     return chosen;
   }
 
-  /** Serves the manager and runs its agent; `joinAvailability` when it just joined with `--availability`. */
-  async #becomeManager(manager: Manager, joinAvailability?: NodeAvailability): Promise<void> {
+  /** Serves the manager and runs its agent. */
+  async #becomeManager(manager: Manager): Promise<void> {
     try {
       const logs = createManagerLogs({ manager, logger: this.#options.logger, clock: this.#options.clock });
       await this.#options.grpc.serve({ nodeId: manager.nodeId, services: [...manager.grpcServices(), logs.grpcService()], credentials: manager.serverCredentials() });
-      const agent = await this.#startAgent(manager.nodeId, [manager.advertiseAddress], manager.channelCredentials(), joinAvailability);
+      const agent = await this.#startAgent(manager.nodeId, [manager.advertiseAddress], manager.channelCredentials());
       this.#state = { kind: "manager", manager, agent, logs };
     } catch (error) {
       this.#log.error({ err: errorMessage(error) }, "could not serve the manager; closing it");
@@ -528,7 +528,7 @@ export class SwarmNode implements ClusterControl, ServiceLogSource {
     }
   }
 
-  async #startAgent(nodeId: string, managers: readonly string[], credentials: ChannelCredentials, joinAvailability?: NodeAvailability): Promise<Agent> {
+  async #startAgent(nodeId: string, managers: readonly string[], credentials: ChannelCredentials): Promise<Agent> {
     const { engine } = this.#options;
     const executor = createEngineExecutor(createEngineAdapter({ containers: engine.containers, images: engine.images }), {
       nodeId,
@@ -549,7 +549,6 @@ export class SwarmNode implements ClusterControl, ServiceLogSource {
       onManagerReachability: (reachability) => {
         if (this.#desiredRole === desired) this.#leaderReachability = reachability;
       },
-      ...(joinAvailability === undefined ? {} : { joinAvailability }),
     });
     const agent = withNetworkAgent(created, { logger: this.#options.logger, channelCredentials: credentials });
     await agent.start();
@@ -567,7 +566,13 @@ async function firstJoin(request: SwarmJoinRequest, host: string, signal: AbortS
   for (const address of request.remoteAddrs) {
     throwIfAborted(signal);
     try {
-      const credentials = await joinWithToken({ address, token: request.joinToken, addresses: [host], ...(signal === undefined ? {} : { signal }) });
+      const credentials = await joinWithToken({
+        address,
+        token: request.joinToken,
+        addresses: [host],
+        availability: request.availability,
+        ...(signal === undefined ? {} : { signal }),
+      });
       return { address, credentials };
     } catch (error) {
       if (!(error instanceof UnavailableError)) throw error;

@@ -7,7 +7,7 @@ import type { ProtoGrpcType as DispatcherProto } from "../gen/dispatcher.js";
 import type { AssignmentsMessage__Output } from "../gen/shoal/v1/AssignmentsMessage.js";
 import type { SessionMessage__Output } from "../gen/shoal/v1/SessionMessage.js";
 import { leaderAddressMetadataKey } from "../manager/dispatcher/index.js";
-import { nodeRoles, parseTask, type NodeAvailability, type NodeRole, type Task } from "../manager/objects/index.js";
+import { nodeRoles, parseTask, type NodeRole, type Task } from "../manager/objects/index.js";
 import { loadProto } from "../rpc/proto.js";
 import { grpcMessageSizeBytesMax } from "../rpc/server.js";
 import { isServiceError, runSession, type SessionPeer } from "./connection.js";
@@ -42,8 +42,6 @@ export interface AgentOptions {
   callMetadata?: Readonly<Record<string, string>>;
   /** The engine's containers, to serve log subscriptions from the leader; without them this node serves no logs. */
   logContainers?: WorkerLogContainers;
-  /** `swarm join --availability`: sent with sessions until one opens (the leader applies it to a new node only). */
-  joinAvailability?: NodeAvailability;
   /**
    * Called with the role the cluster wants for this node, from every session message that
    * names one: at session start and whenever the node's role changes (`node promote`).
@@ -107,7 +105,6 @@ class AgentImpl implements Agent {
   #connectedTo: string | null = null;
   #nodeId: string | null = null;
   #term = 0;
-  #joinAvailability: NodeAvailability | undefined;
   #unreportedWaiter: (() => void) | null = null;
   #stop: AbortController | null = null;
   #loop: Promise<void> | null = null;
@@ -124,7 +121,6 @@ class AgentImpl implements Agent {
     this.#database = new TaskDatabase(options.dataDir);
     this.#proto = loadProto<DispatcherProto>("shoal/v1/dispatcher.proto");
     this.#addresses = [...new Set(options.managers)].slice(0, managerAddressesMax);
-    this.#joinAvailability = options.joinAvailability;
     for (const [key, value] of Object.entries(options.callMetadata ?? {})) this.#metadata.set(key, value);
   }
 
@@ -203,7 +199,6 @@ class AgentImpl implements Agent {
           client,
           metadata: this.#metadata,
           description,
-          ...(this.#joinAvailability === undefined ? {} : { availability: this.#joinAvailability }),
           clock: this.#clock,
           logger: this.#logger,
           signal,
@@ -229,8 +224,6 @@ class AgentImpl implements Agent {
       onEstablished: (message) => {
         this.#fence(address, message.term, "session");
         onEstablished();
-        // The leader registered the node with it; a later `node update` must not be undone.
-        this.#joinAvailability = undefined;
         this.#connectedTo = address;
         this.#nodeId = message.nodeId;
         this.#logger.info({ address, nodeId: message.nodeId, sessionId: message.sessionId }, "session opened");

@@ -124,8 +124,6 @@ export interface SessionOptions {
   client: DispatcherClient;
   metadata: Metadata;
   description: NodeDescription;
-  /** The availability asked for at join, sent until a session opened; empty afterwards. */
-  availability?: string;
   clock: Clock;
   peer: SessionPeer;
   logger: Logger;
@@ -149,7 +147,7 @@ export async function runSession(options: SessionOptions): Promise<never> {
   // Marked handled: when opening fails, nobody awaits `ended` before the abort below rejects it.
   ended.catch(() => undefined);
   abort.signal.addEventListener("abort", () => fail(new CancelledError("session closed")), { once: true });
-  const sessionCall = client.Session({ description: toWireDescription(options.description), availability: options.availability ?? "" }, metadata);
+  const sessionCall = client.Session({ description: toWireDescription(options.description) }, metadata);
   let assignmentsCall: ClientReadableStream<AssignmentsMessage__Output> | null = null;
   try {
     const first = await firstMessage(sessionCall, clock, abort.signal);

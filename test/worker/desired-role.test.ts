@@ -12,7 +12,7 @@ import { defer, silentLogger, startManager, testNodeIdHeader } from "../manager/
 import { newNode } from "../manager/store/fixtures.js";
 import { FakeEngine } from "./fake-executor.js";
 
-test("the agent registers with its join availability and hears its desired role and the managers' reachability from its session", async (t) => {
+test("the agent hears its desired role and the managers' reachability from its session", async (t) => {
   const manager = await startManager({ clock: systemClock, heartbeatPeriodMs: 60_000, managers: () => [{ nodeId: "m1", addr: "127.0.0.1:1", reachability: "unreachable" }] });
   defer(t, () => manager.close());
   const dir = await mkdtemp(join(tmpdir(), "shoal-agent-role-"));
@@ -30,7 +30,6 @@ test("the agent registers with its join availability and hears its desired role 
     executor: new FakeEngine().executor(),
     logger: silentLogger,
     callMetadata: { [testNodeIdHeader]: "node1" },
-    joinAvailability: "drain",
     onDesiredRole: (role) => roles.push(role),
     onManagerReachability: (managers) => reachability.push(JSON.stringify([...managers])),
   });
@@ -39,7 +38,6 @@ test("the agent registers with its join availability and hears its desired role 
   await waitFor("the session's role", () => (roles.length > 0 ? true : undefined));
   assert.deepEqual(roles, ["worker"]);
   assert.deepEqual(reachability, [JSON.stringify([["m1", "unreachable"]])]);
-  assert.equal(manager.store.view((tx) => tx.get("node", "node1"))?.spec.availability, "drain");
   await manager.store.update((tx) => {
     const node = tx.get("node", "node1");
     assert.ok(node !== undefined);

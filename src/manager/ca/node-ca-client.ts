@@ -25,6 +25,7 @@ import {
   type NodeIdentity,
   type TlsMaterial,
 } from "../../rpc/tls/index.js";
+import type { NodeAvailability } from "../objects/index.js";
 import { parseJoinToken, verifyRootCaForToken } from "./join-token.js";
 import { loadCaProto } from "./node-ca-service.js";
 import { nodeCertificateProofMessage } from "./proof.js";
@@ -119,6 +120,8 @@ interface IssueOptions {
   /** Present for renewal: the connection shows the current certificate. */
   current?: TlsMaterial;
   addresses: readonly string[];
+  /** Joining only: the availability the new node starts with (empty: active). */
+  availability?: NodeAvailability;
   signal?: AbortSignal;
 }
 
@@ -133,7 +136,11 @@ async function issue(options: IssueOptions): Promise<NodeCredentials> {
   try {
     const response = await unary<{ nodeId: string; role: string; clusterId: string; certificateChain: string }>(
       (deadline, callback) =>
-        client.IssueNodeCertificate({ token: options.token, publicKey: publicKeyDer, proof, addresses: [...options.addresses] }, { deadline }, callback),
+        client.IssueNodeCertificate(
+          { token: options.token, publicKey: publicKeyDer, proof, addresses: [...options.addresses], availability: options.availability ?? "" },
+          { deadline },
+          callback,
+        ),
       `requesting a node certificate from ${options.address}`,
       options.signal,
     );
@@ -173,7 +180,13 @@ function checkIssued(options: {
  * connection whose server certificate chains to that CA. Errors as fetchTrustedRootCa,
  * plus UnavailableError carrying the manager's refusal (a wrong or rotated token).
  */
-export async function joinWithToken(options: { address: string; token: string; addresses: readonly string[]; signal?: AbortSignal }): Promise<NodeCredentials> {
+export async function joinWithToken(options: {
+  address: string;
+  token: string;
+  addresses: readonly string[];
+  availability?: NodeAvailability;
+  signal?: AbortSignal;
+}): Promise<NodeCredentials> {
   const caPem = await fetchTrustedRootCa(options);
   return issue({ ...options, caPem });
 }

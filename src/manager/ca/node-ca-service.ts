@@ -10,7 +10,7 @@ import type { NodeCAHandlers } from "../../gen/shoal/v1/NodeCA.js";
 import { loadProto } from "../../rpc/proto.js";
 import type { GrpcService } from "../../rpc/server.js";
 import { authenticatePeer, grpcErrorOf, type AuthenticatedCall } from "../../rpc/tls/index.js";
-import type { Cluster, NodeRole } from "../objects/index.js";
+import { nodeAvailabilities, type Cluster, type NodeAvailability, type NodeRole } from "../objects/index.js";
 import type { MemoryStore } from "../store/index.js";
 import { certificateAddressesMax, type CertificateAuthority } from "./authority.js";
 import { matchJoinToken, parseJoinToken } from "./join-token.js";
@@ -29,6 +29,7 @@ interface ParsedIssueRequest {
   token: string;
   publicKey: KeyObject;
   addresses: string[];
+  availability: NodeAvailability;
 }
 
 let caProto: CaProto | undefined;
@@ -37,6 +38,15 @@ let caProto: CaProto | undefined;
 export function loadCaProto(): CaProto {
   caProto ??= loadProto<CaProto>("shoal/v1/ca.proto");
   return caProto;
+}
+
+/** The availability a join asks for; a renewal keeps the node's own and may not ask. */
+function parseJoinAvailability(request: IssueNodeCertificateRequest__Output): NodeAvailability {
+  if (request.availability === "") return "active";
+  if (request.token === "") throw new InvalidArgumentError("availability is only given when joining with a token; change it with \"node update --availability\"");
+  const availability = nodeAvailabilities.find((candidate) => candidate === request.availability);
+  if (availability === undefined) throw new InvalidArgumentError(`availability "${request.availability.slice(0, 40)}" is not active, pause or drain`);
+  return availability;
 }
 
 function parseIssueRequest(request: IssueNodeCertificateRequest__Output): ParsedIssueRequest {
@@ -63,7 +73,7 @@ function parseIssueRequest(request: IssueNodeCertificateRequest__Output): Parsed
     throw new InvalidArgumentError(`proof does not verify with public_key: ${errorMessage(error)}`, { cause: error });
   }
   if (!proven) throw new InvalidArgumentError("proof is not a signature of the request by the key in public_key");
-  return { token: request.token, publicKey, addresses: [...request.addresses] };
+  return { token: request.token, publicKey, addresses: [...request.addresses], availability: parseJoinAvailability(request) };
 }
 
 /** "ipv4:10.0.0.5:4242", "[::1]:4242", "10.0.0.5:4242" -> the host part. */
@@ -125,7 +135,7 @@ class NodeCaIssuer {
   async issue(request: IssueNodeCertificateRequest__Output, call: AuthenticatedCall, peer: string): Promise<IssueNodeCertificateResponse> {
     const parsed = parseIssueRequest(request);
     const cluster = this.#cluster();
-    const { nodeId, role } = parsed.token === "" ? this.#renewing(call, cluster) : await this.#joining(parsed.token, cluster, peer);
+    const { nodeId, role } = parsed.token === "" ? this.#renewing(call, cluster) : await this.#joining(parsed, cluster, peer);
     const { authority } = this.#options;
     const certPem = authority.issueNodeCertificate({
       publicKey: parsed.publicKey,
@@ -141,8 +151,8 @@ class NodeCaIssuer {
     return { nodeId, role, clusterId: cluster.id, certificateChain: certPem + authority.certPem, rootCaCertificate: authority.certPem };
   }
 
-  async #joining(token: string, cluster: Cluster, peer: string): Promise<{ nodeId: string; role: NodeRole }> {
-    const role = matchJoinToken(parseJoinToken(token), cluster.joinTokens, this.#options.authority.certDer);
+  async #joining(request: ParsedIssueRequest, cluster: Cluster, peer: string): Promise<{ nodeId: string; role: NodeRole }> {
+    const role = matchJoinToken(parseJoinToken(request.token), cluster.joinTokens, this.#options.authority.certDer);
     if (role === undefined) {
       throw new PermissionDeniedError("the join token is not valid for this cluster (it may have been rotated): get the current one with \"shoal swarm join-token\"");
     }
@@ -150,7 +160,7 @@ class NodeCaIssuer {
     await this.#options.store.update((tx) =>
       tx.create("node", {
         id: nodeId,
-        spec: { name: "", labels: {}, role, availability: "active" },
+        spec: { name: "", labels: {}, role, availability: request.availability },
         status: { state: "unknown", addr: peerHost(peer), message: "certificate issued; waiting for the node's first session" },
       }),
     );

@@ -23,12 +23,12 @@ import type { SessionMessage } from "../../gen/shoal/v1/SessionMessage.js";
 import type { SessionRequest__Output } from "../../gen/shoal/v1/SessionRequest.js";
 import { loadProto } from "../../rpc/proto.js";
 import { grpcMessageSizeBytesMax, type GrpcService } from "../../rpc/server.js";
-import { clusterDefaults, createIdGenerator, type NodeAvailability, type NodeDescription, type NodeRole, type Task } from "../objects/index.js";
+import { clusterDefaults, createIdGenerator, type NodeDescription, type NodeRole, type Task } from "../objects/index.js";
 import type { MemoryStore } from "../store/index.js";
 import { AssignmentSet, assignedTasks, concernsNode } from "./assignments.js";
 import { streamNetworkMap, type NetworkMapCall } from "./network-map-stream.js";
 import { StatusBatcher } from "./status-batcher.js";
-import { encodeTask, parseJoinAvailability, parseNodeDescription, parseStatusUpdates } from "./wire.js";
+import { encodeTask, parseNodeDescription, parseStatusUpdates } from "./wire.js";
 
 /** Heartbeats a node may miss before it is marked down (swarmkit's grace multiplier). */
 export const heartbeatGracePeriods = 3;
@@ -325,9 +325,8 @@ class DispatcherImpl implements Dispatcher {
   async #session(call: ServerWritableStream<SessionRequest__Output, SessionMessage>): Promise<void> {
     const identity = this.#requireIdentity(call);
     const description = parseNodeDescription(call.request.description, identity.nodeId);
-    const availability = parseJoinAvailability(call.request.availability);
     const addr = peerHost(call.getPeer());
-    await this.#track(this.#register(identity, description, addr, availability));
+    await this.#track(this.#register(identity, description, addr));
     if (call.cancelled) return;
     if (!this.running) throw new UnavailableError("this manager stopped dispatching while the session opened");
     const previous = this.#nodes.get(identity.nodeId);
@@ -406,27 +405,21 @@ class DispatcherImpl implements Dispatcher {
     if (call !== null && !call.writableEnded) call.emit("error", error);
   }
 
-  /**
-   * Creates or refreshes the node's Node object. The availability asked for at join applies
-   * only to a node that never had a session (the CA registered it without a description):
-   * afterwards the spec belongs to `node update`.
-   */
-  async #register(identity: CallerIdentity, description: NodeDescription, addr: string, joinAvailability: NodeAvailability | undefined): Promise<void> {
+  /** Creates or refreshes the node's Node object; its spec (availability included) belongs to the CA's join and `node update`. */
+  async #register(identity: CallerIdentity, description: NodeDescription, addr: string): Promise<void> {
     await this.#store.update((tx) => {
       const existing = tx.get("node", identity.nodeId);
       const status = { state: "ready" as const, addr, message: "" };
       if (existing === undefined) {
         tx.create("node", {
           id: identity.nodeId,
-          spec: { name: "", labels: {}, role: identity.role, availability: joinAvailability ?? "active" },
+          spec: { name: "", labels: {}, role: identity.role, availability: "active" },
           description,
           status,
         });
         return;
       }
-      const firstSession = existing.description === undefined && existing.status.state === "unknown";
-      const spec = firstSession && joinAvailability !== undefined ? { ...existing.spec, availability: joinAvailability } : existing.spec;
-      tx.update("node", { ...existing, spec, description, status });
+      tx.update("node", { ...existing, description, status });
     });
   }
 

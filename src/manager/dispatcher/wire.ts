@@ -1,7 +1,7 @@
 import { InvalidArgumentError } from "../../common/errors.js";
 import type { NodeDescription as WireNodeDescription } from "../../gen/shoal/v1/NodeDescription.js";
 import type { TaskStatusUpdate__Output } from "../../gen/shoal/v1/TaskStatusUpdate.js";
-import { isTaskState, nodeAvailabilities, parseNode, specLimits, taskHealthStates, type NodeAvailability, type NodeDescription, type Task, type TaskStatus } from "../objects/index.js";
+import { isTaskState, parseNode, specLimits, taskHealthStates, type NodeDescription, type Task, type TaskStatus } from "../objects/index.js";
 
 /** Status updates one UpdateTaskStatus request may carry. */
 export const statusUpdatesPerRequestMax = 1_000;
@@ -79,14 +79,6 @@ export function parseNodeDescription(wire: WireNodeDescription | null | undefine
   const parsed = parseNode(candidate, "session request");
   if (parsed.description === undefined) throw new InvalidArgumentError("session request: description is required");
   return parsed.description;
-}
-
-/** The availability a session request asks for: undefined when empty (keep the node's own). */
-export function parseJoinAvailability(wire: string | null | undefined): NodeAvailability | undefined {
-  if (wire === null || wire === undefined || wire === "") return undefined;
-  const availability = nodeAvailabilities.find((candidate) => candidate === wire);
-  if (availability === undefined) throw new InvalidArgumentError(`session request: availability "${wire.slice(0, 40)}" is not active, pause or drain`);
-  return availability;
 }
 
 /** Tasks travel as JSON of the store's model; the worker parses them back with parseTask. */

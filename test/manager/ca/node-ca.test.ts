@@ -100,6 +100,29 @@ test("a manager token yields a manager certificate", async (t) => {
   assert.equal(manager.store.view((tx) => tx.get("node", joined.identity.nodeId))?.spec.role, "manager");
 });
 
+test("the node is registered with the availability asked for at join; an unknown one registers nothing", async (t) => {
+  const manager = await startManager(t);
+  const token = manager.cluster().joinTokens.worker;
+  const drained = await joinWithToken({ address: manager.address, token, addresses: [], availability: "drain" });
+  assert.equal(manager.store.view((tx) => tx.get("node", drained.identity.nodeId))?.spec.availability, "drain");
+  const active = await joinWithToken({ address: manager.address, token, addresses: [] });
+  assert.equal(manager.store.view((tx) => tx.get("node", active.identity.nodeId))?.spec.availability, "active");
+  const NodeCA = loadCaProto().shoal.v1.NodeCA;
+  const client = new NodeCA(manager.address, channelCredentials({ caPem: manager.authority.certPem }), tlsChannelOptions);
+  t.after(() => client.close());
+  const key = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
+  const publicKey = key.publicKey.export({ type: "spki", format: "der" });
+  const proof = sign("sha256", nodeCertificateProofMessage(token, publicKey), { key: key.privateKey, dsaEncoding: "der" });
+  const refusal = await new Promise<{ code: number; details: string }>((resolve) => {
+    client.IssueNodeCertificate({ token, publicKey, proof, addresses: [], availability: "asleep" }, { deadline: new Date(Date.now() + 5_000) }, (error) =>
+      resolve({ code: error?.code ?? status.OK, details: error?.details ?? "" }),
+    );
+  });
+  assert.equal(refusal.code, status.INVALID_ARGUMENT);
+  assert.match(refusal.details, /active, pause or drain/);
+  assert.equal(manager.store.view((tx) => tx.find("node")).length, 2);
+});
+
 test("a wrong secret is refused by the CA and registers nothing", async (t) => {
   const manager = await startManager(t);
   const good = manager.cluster().joinTokens.worker;

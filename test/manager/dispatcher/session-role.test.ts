@@ -1,8 +1,6 @@
 import assert from "node:assert/strict";
 import { test, type TestContext } from "node:test";
 
-import { status as grpcStatus } from "@grpc/grpc-js";
-
 import { systemClock } from "../../../src/common/clock.js";
 import type { DispatcherClient } from "../../../src/gen/shoal/v1/Dispatcher.js";
 import type { SessionMessage__Output } from "../../../src/gen/shoal/v1/SessionMessage.js";
@@ -24,18 +22,18 @@ async function manager(t: TestContext): Promise<{ manager: Manager; client: Disp
   return { manager: started, client };
 }
 
-async function openSession(t: TestContext, client: DispatcherClient, nodeId: string, availability = ""): Promise<StreamRecorder<SessionMessage__Output>> {
-  const session = new StreamRecorder(client.Session({ description: testDescription, availability }, nodeMetadata(nodeId)));
+async function openSession(t: TestContext, client: DispatcherClient, nodeId: string): Promise<StreamRecorder<SessionMessage__Output>> {
+  const session = new StreamRecorder(client.Session({ description: testDescription }, nodeMetadata(nodeId)));
   defer(t, () => session.call.cancel());
   await waitFor("the session's first message", () => session.messages[0] ?? (session.error === undefined ? undefined : Promise.reject(session.error)));
   return session;
 }
 
 /** The node as the CA registers it at join: no description yet, state unknown. */
-async function registerJoiningNode(started: Manager, nodeId: string): Promise<void> {
+async function registerJoiningNode(started: Manager, nodeId: string, availability: NodeAvailability): Promise<void> {
   await started.store.update((tx) => {
     const node = newNode(nodeId, "host1");
-    tx.create("node", { id: node.id, spec: node.spec, status: { state: "unknown", addr: "", message: "certificate issued" } });
+    tx.create("node", { id: node.id, spec: { ...node.spec, availability }, status: { state: "unknown", addr: "", message: "certificate issued" } });
   });
 }
 
@@ -71,32 +69,13 @@ test("the session tells the node its desired role at once, and again as soon as 
   assert.equal(session.messages.length, 3);
 });
 
-test("the availability asked for at join applies to the node's first session only", async (t) => {
+test("a session never changes the availability the node was registered with", async (t) => {
   const { manager: started, client } = await manager(t);
-  await registerJoiningNode(started, "node1");
-  const first = await openSession(t, client, "node1", "drain");
+  await registerJoiningNode(started, "node1", "drain");
+  await openSession(t, client, "node1");
   assert.equal(availabilityOf(started, "node1"), "drain");
-  first.call.cancel();
-  await started.store.update((tx) => {
-    const node = tx.get("node", "node1");
-    assert.ok(node !== undefined);
-    tx.update("node", { ...node, spec: { ...node.spec, availability: "active" } });
-  });
-  await waitFor("the first session to end", () => (started.dispatcher.sessions().length === 0 ? true : undefined));
-  await openSession(t, client, "node1", "pause");
-  assert.equal(availabilityOf(started, "node1"), "active", "a reconnect undid `node update --availability`");
-});
-
-test("a node the session creates takes the availability asked for; an unknown one is refused", async (t) => {
-  const { manager: started, client } = await manager(t);
-  await openSession(t, client, "node1", "pause");
-  assert.equal(availabilityOf(started, "node1"), "pause");
-  const refused = new StreamRecorder(client.Session({ description: testDescription, availability: "asleep" }, nodeMetadata("node2")));
-  defer(t, () => refused.call.cancel());
-  await waitFor("the session to be refused", () => refused.error);
-  assert.equal(refused.error?.code, grpcStatus.INVALID_ARGUMENT);
-  assert.match(refused.error?.details ?? "", /active, pause or drain/);
-  assert.equal(started.store.view((tx) => tx.get("node", "node2")), undefined);
+  await openSession(t, client, "node2");
+  assert.equal(availabilityOf(started, "node2"), "active", "a node the session creates is active");
 });
 
 test("session messages carry each manager's reachability as the leader sees it, re-sent when it changes", async (t) => {
