@@ -81,10 +81,6 @@ export function defaultSubnet(engineId: string): string {
   return `10.${200 + (first % 50)}.${second}.0/24`;
 }
 
-/**
- * Builds the engine: detects the OCI runtime, prepares directories, and re-attaches to the
- * containers of a previous run. Throws UnavailableError when no runtime or conmon works.
- */
 /** Where an engine's containers' cgroups live, in every hierarchy. */
 export function engineCgroupParent(engineId: string): string {
   return `/shoal-${engineId}`;
@@ -106,6 +102,10 @@ export function defaultBridgeName(engineId: string): string {
   return `shoal-${engineId.slice(0, 8)}`;
 }
 
+/**
+ * Builds the engine: detects the OCI runtime, prepares directories, and re-attaches to the
+ * containers of a previous run. Throws UnavailableError when no runtime or conmon works.
+ */
 export async function createEngine(options: EngineOptions): Promise<Engine> {
   throwIfAborted(options.signal);
   const clock = options.clock ?? systemClock;
@@ -116,7 +116,6 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   const directories = {
     containers: join(engineDirectory, "containers"),
     volumes: join(engineDirectory, "volumes"),
-    ipam: join(engineDirectory, "network", "ipam"),
     exits: join(runDirectory, "exits"),
     sockets: join(runDirectory, "sockets"),
     probe: join(runDirectory, "probe"),
@@ -138,7 +137,6 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     config: {
       bridgeName: options.network?.bridgeName ?? defaultBridgeName(engineId),
       subnet: options.network?.subnet ?? defaultSubnet(engineId),
-      ipamDataDirectory: directories.ipam,
     },
     logger,
     daemonId: engineId,

@@ -23,6 +23,15 @@ export interface BridgeInterfaceRequest {
   key: string;
   /** Runs the host-side commands in this named netns instead of the caller's (tests, labs). */
   hostNetns?: string;
+  /** Set on the container's end; the kernel picks a random one otherwise. */
+  macAddress?: string;
+  /**
+   * Makes this the container's main interface: loopback comes up with it and the default
+   * route goes through this gateway (the bridge's own address).
+   */
+  defaultGateway?: string;
+  /** Lets traffic that leaves the bridge port come back through it: a container reaching itself through a published port. */
+  hairpin?: boolean;
 }
 
 function checkInterfaceName(name: string, what: string): void {
@@ -36,17 +45,23 @@ export function bridgeInterfaceHostName(key: string): string {
   return `shv${createHash("sha256").update(key).digest("hex").slice(0, 11)}`;
 }
 
+const macAddressPattern = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/u;
+const ipv4Pattern = /^(\d{1,3}\.){3}\d{1,3}$/u;
+
 function netnsArguments(hostNetns: string | undefined): string[] {
   return hostNetns === undefined ? [] : ["-n", hostNetns];
 }
 
-async function ipBatch(hostNetns: string | undefined, lines: readonly string[], signal: AbortSignal | undefined): Promise<{ code: number; stderr: string }> {
-  return runCommand("ip", [...netnsArguments(hostNetns), "-batch", "-"], { input: `${lines.join("\n")}\n`, ...(signal === undefined ? {} : { signal }) });
+/** Runs `ip -batch` in a netns: the caller's, a named one (`ip -n`), or one given by path (nsenter). */
+async function ipBatch(netns: string | undefined, lines: readonly string[], signal: AbortSignal | undefined): Promise<{ code: number; stderr: string }> {
+  const [command, args] =
+    netns?.startsWith("/") === true ? ["nsenter", [`--net=${netns}`, "ip", "-batch", "-"]] : ["ip", [...netnsArguments(netns), "-batch", "-"]];
+  return runCommand(command, args, { input: `${lines.join("\n")}\n`, ...(signal === undefined ? {} : { signal }) });
 }
 
 /**
  * Plugs a container into a bridge with a given address: a veth pair whose host end joins
- * the bridge and whose other end moves into the container's namespace under
+ * the bridge and whose other end is created in the container's namespace as
  * `interfaceName`. The engine knows nothing of what the bridge carries; callers (the
  * worker's overlay) choose the bridge and the address. On failure nothing is left behind.
  */
@@ -55,14 +70,17 @@ export async function attachToBridge(request: BridgeInterfaceRequest, options: {
   checkInterfaceName(request.interfaceName, "interface");
   if (!ipv4CidrPattern.test(request.address)) throw new InvalidArgumentError(`address "${request.address}" must be IPv4 with a prefix length, like 10.240.1.5/24`);
   if (!Number.isInteger(request.mtu) || request.mtu < 576 || request.mtu > 9_000) throw new InvalidArgumentError(`mtu ${request.mtu} must be between 576 and 9000`);
+  if (request.macAddress !== undefined && !macAddressPattern.test(request.macAddress)) throw new InvalidArgumentError(`MAC address "${request.macAddress}" must be six lower-case hex pairs`);
+  if (request.defaultGateway !== undefined && !ipv4Pattern.test(request.defaultGateway)) throw new InvalidArgumentError(`gateway "${request.defaultGateway}" must be an IPv4 address`);
   const host = bridgeInterfaceHostName(request.key);
-  const peer = `${host}p`;
+  const mac = request.macAddress === undefined ? "" : ` address ${request.macAddress}`;
+  // The container's end is born in its namespace under its final name: nothing to move or rename.
   const created = await ipBatch(
     request.hostNetns,
     [
-      `link add ${host} mtu ${request.mtu} type veth peer name ${peer} mtu ${request.mtu}`,
+      `link add ${host} mtu ${request.mtu} type veth peer name ${request.interfaceName}${mac} mtu ${request.mtu} netns ${request.containerNetns}`,
       `link set ${host} master ${request.bridge} up`,
-      `link set ${peer} netns ${request.containerNetns}`,
+      ...(request.hairpin === true ? [`link set ${host} type bridge_slave hairpin on`] : []),
     ],
     options.signal,
   );
@@ -70,13 +88,16 @@ export async function attachToBridge(request: BridgeInterfaceRequest, options: {
     await detachFromBridge(request, options).catch(() => undefined);
     throw new FailedPreconditionError(`cannot plug container interface into bridge ${request.bridge}: ${lastErrorLine(created.stderr)}`);
   }
-  const inside = await runCommand(
-    "nsenter",
-    [`--net=${request.containerNetns.startsWith("/") ? request.containerNetns : `/run/netns/${request.containerNetns}`}`, "ip", "-batch", "-"],
-    {
-      input: [`link set ${peer} name ${request.interfaceName}`, `addr add ${request.address} dev ${request.interfaceName}`, `link set ${request.interfaceName} up`, ""].join("\n"),
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
-    },
+  const gateway = request.defaultGateway;
+  const inside = await ipBatch(
+    request.containerNetns,
+    [
+      ...(gateway === undefined ? [] : ["link set lo up"]),
+      `addr add ${request.address} dev ${request.interfaceName}`,
+      `link set ${request.interfaceName} up`,
+      ...(gateway === undefined ? [] : [`route add default via ${gateway} dev ${request.interfaceName}`]),
+    ],
+    options.signal,
   );
   if (inside.code !== 0) {
     await detachFromBridge(request, options).catch(() => undefined);

@@ -146,7 +146,6 @@ function parseNetwork(value: unknown): NetworkAttachment {
     ports: (Array.isArray(item.ports) ? item.ports : fail("network.ports")).map((port, index) =>
       parsePort(port, `network.ports[${index}]`),
     ),
-    cniResult: item.cniResult === null ? null : object(item.cniResult, "network.cniResult"),
   };
 }
 

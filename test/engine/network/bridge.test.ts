@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { readdir, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 
+import { macAddressOf } from "../../../src/engine/network/network.js";
 import { collectExecOutput } from "../../../src/engine/runtime/exec.js";
 import { containerSkipReason, createEngineFixture, freePort, waitFor, waitForLog } from "../runtime/helpers.js";
 
@@ -30,6 +31,8 @@ test("bridge: a container gets an IP, reaches the bridge, and a published port a
   const subnetPrefix = fixture.subnet.split(".").slice(0, 3).join(".");
   assert.ok(network.ipAddress.startsWith(`${subnetPrefix}.`), `${network.ipAddress} is in ${fixture.subnet}`);
   assert.ok(netnsList().includes(`-${id.slice(0, 12)}`), "the container has a named netns");
+  const link = await collectExecOutput(await engine.containers.exec(id, { cmd: ["ip", "-o", "link", "show", "eth0"] }));
+  assert.match(link.stdout.toString(), new RegExp(`link/ether ${macAddressOf(network.ipAddress)}`), "eth0 carries the MAC derived from its address");
 
   const ping = await collectExecOutput(await engine.containers.exec(id, { cmd: ["ping", "-c", "1", "-W", "2", network.gateway ?? ""] }));
   assert.equal(ping.exitCode, 0, `ping of the bridge failed: ${ping.stdout.toString()}${ping.stderr.toString()}`);
@@ -63,11 +66,11 @@ test("bridge: a container gets an IP, reaches the bridge, and a published port a
   assert.equal(engine.containers.inspect(second.id).state.status, "created");
   assert.equal(netnsList().includes(`-${second.id.slice(0, 12)}`), false, "no netns left by the refused start");
 
+  const bridgePorts = (): string => execFileSync("ip", ["-o", "link", "show", "master", fixture.bridgeName], { encoding: "utf8" });
+  assert.equal(bridgePorts().trim().split("\n").length, 1, "one container, one port on the bridge");
   await engine.containers.remove(id, { force: true });
   assert.equal(netnsList().includes(`-${id.slice(0, 12)}`), false, "rm deletes the netns");
-  // host-local keeps one file per allocated address: the removed container's is released.
-  const allocations = await readdir(join(fixture.dataDir, "engine", "network", "ipam"), { recursive: true });
-  assert.equal(allocations.some((path) => path.endsWith(network.ipAddress ?? "")), false, `${network.ipAddress} is still allocated`);
+  await waitFor("the container's veth to leave the bridge", () => bridgePorts().trim() === "");
   // The port is free again once its owner is gone.
   await engine.containers.start(second.id);
   await engine.containers.remove(second.id, { force: true });

@@ -34,10 +34,10 @@ test("CNI results are parsed from unknown JSON", () => {
 test("network modes and per-daemon bridge settings are validated", () => {
   assert.equal(parseNetworkMode("none"), "none");
   assert.throws(() => parseNetworkMode("overlay"), { name: "InvalidArgumentError", message: /bridge, host or none/ });
-  validateNetworkConfig({ bridgeName: "shoal-1234abcd", subnet: "10.200.3.0/24", ipamDataDirectory: "/x" });
-  assert.throws(() => validateNetworkConfig({ bridgeName: "a-very-long-bridge-name", subnet: "10.0.0.0/24", ipamDataDirectory: "/x" }));
-  assert.throws(() => validateNetworkConfig({ bridgeName: "b", subnet: "10.0.0.0/31", ipamDataDirectory: "/x" }));
-  assert.throws(() => validateNetworkConfig({ bridgeName: "b", subnet: "300.0.0.0/24", ipamDataDirectory: "/x" }));
+  validateNetworkConfig({ bridgeName: "shoal-1234abcd", subnet: "10.200.3.0/24" });
+  assert.throws(() => validateNetworkConfig({ bridgeName: "a-very-long-bridge-name", subnet: "10.0.0.0/24" }));
+  assert.throws(() => validateNetworkConfig({ bridgeName: "b", subnet: "10.0.0.0/31" }));
+  assert.throws(() => validateNetworkConfig({ bridgeName: "b", subnet: "300.0.0.0/24" }));
 });
 
 test("generated /etc files: loopback resolvers dropped in a private netns, own name in hosts", () => {
