@@ -150,7 +150,6 @@ class NetworkManagerImpl implements NetworkManager {
         gateway: this.#addresses.gateway,
         macAddress: macAddressOf(address),
       });
-      await this.#createNetns(netnsName, options.signal);
       await attachToBridge(
         {
           containerNetns: netnsName,
@@ -162,6 +161,7 @@ class NetworkManagerImpl implements NetworkManager {
           macAddress: macAddressOf(address),
           defaultGateway: this.#addresses.gateway,
           hairpin: true,
+          createNetns: true,
         },
         options.signal === undefined ? {} : { signal: options.signal },
       );
@@ -240,13 +240,6 @@ class NetworkManagerImpl implements NetworkManager {
       keys.add(key);
     }
     for (const key of keys) this.#publishedPorts.set(key, containerId);
-  }
-
-  async #createNetns(name: string, signal: AbortSignal | undefined): Promise<void> {
-    const result = await runCommand("ip", ["netns", "add", name], signal === undefined ? {} : { signal });
-    if (result.code !== 0) {
-      throw new FailedPreconditionError(`cannot create network namespace ${name}: ${lastErrorLine(result.stderr)}`);
-    }
   }
 
   /**
