@@ -29,13 +29,13 @@ async function manager(t: TestContext, store?: MemoryStore): Promise<Manager> {
   return started;
 }
 
-async function agent(t: TestContext, options: { dir: string; managers: string[]; engine: FakeEngine }): Promise<Agent> {
+async function agent(t: TestContext, options: { dir: string; managers: string[]; engine: FakeEngine; nodeId?: string }): Promise<Agent> {
   const started = createAgent({
     dataDir: options.dir,
     managers: options.managers,
     executor: options.engine.executor(),
     logger: silentLogger,
-    callMetadata: { [testNodeIdHeader]: "node1" },
+    callMetadata: { [testNodeIdHeader]: options.nodeId ?? "node1" },
   });
   await started.start();
   defer(t, () => started.stop());
@@ -164,7 +164,8 @@ test("the agent moves to another manager when its manager goes away, reports wha
   const follower = createDispatcher({ store, logger: silentLogger, identify: identifyByHeader, leaderAddress: () => second.address });
   const followerServer = await startGrpcServer({ host: "127.0.0.1", port: 0, services: [follower.grpcService()] });
   defer(t, () => followerServer.close());
-  const redirected = await agent(t, { dir: await dataDir(t), managers: [followerServer.address], engine: new FakeEngine() });
+  // Another node: an agent of node1 with an empty engine would rightly report t2 lost.
+  const redirected = await agent(t, { dir: await dataDir(t), managers: [followerServer.address], engine: new FakeEngine(), nodeId: "node2" });
   await waitFor("the agent to follow the leader hint", () => (redirected.connectedTo === second.address ? true : undefined));
   assert.equal(taskState(store, "t2"), "running");
 });

@@ -3,6 +3,7 @@ import { once } from "node:events";
 import type { ServerWritableStream } from "@grpc/grpc-js";
 
 import type { Clock } from "../../common/clock.js";
+import { Debouncer } from "../../common/debounce.js";
 import type { NetworkMapMessage } from "../../gen/shoal/v1/NetworkMapMessage.js";
 import type { NetworkMapRequest__Output } from "../../gen/shoal/v1/NetworkMapRequest.js";
 import type { MemoryStore, StoreEvent } from "../store/index.js";
@@ -17,7 +18,8 @@ function mattersToMap(event: StoreEvent): boolean {
 
 /**
  * Sends the whole network map at once, then again whenever it changes: commits are
- * gathered for networkMapDebounceMs (at most networkMapLatencyMsMax after the first), the
+ * gathered for networkMapDebounceMs (at most networkMapLatencyMsMax after the first; a
+ * change after a quiet spell goes at once, see Debouncer), the
  * map is rebuilt from one view, and sent only when it differs from the last one sent.
  * Returns when `signal` fires; rejects when a write fails.
  */
@@ -37,34 +39,29 @@ export async function streamNetworkMap(options: { call: NetworkMapCall; store: M
   // A failed send ends the watch through `stopped`, and the failure is rethrown below.
   const stopped = new AbortController();
   const events = store.watch({ signal: AbortSignal.any([signal, stopped.signal]), filter: mattersToMap });
-  let firstChangeAt: number | undefined;
-  let lastChangeAt = 0;
-  let cancelTimer: (() => void) | undefined;
   let sending: Promise<void> = Promise.resolve();
   let failure: Error | undefined;
-  const flush = (): void => {
-    cancelTimer = undefined;
-    firstChangeAt = undefined;
-    sending = sending.then(send).catch((error: unknown) => {
-      failure = error instanceof Error ? error : new Error(String(error));
-      stopped.abort();
-    });
-  };
+  const debounce = new Debouncer({
+    clock,
+    timing: { gapMs: networkMapDebounceMs, latencyMsMax: networkMapLatencyMsMax },
+    run: () => {
+      sending = sending.then(send).catch((error: unknown) => {
+        failure = error instanceof Error ? error : new Error(String(error));
+        stopped.abort();
+      });
+    },
+  });
+  // The first send just went out.
+  debounce.ranNow();
   try {
     for await (const event of events) {
-      if (event.type !== "commit" && event.type !== "restored") continue;
-      const now = clock.now();
-      firstChangeAt ??= now;
-      lastChangeAt = now;
-      const dueAt = Math.min(lastChangeAt + networkMapDebounceMs, firstChangeAt + networkMapLatencyMsMax);
-      cancelTimer?.();
-      cancelTimer = clock.setTimer(Math.max(0, dueAt - now), flush);
+      if (event.type === "commit" || event.type === "restored") debounce.note();
     }
   } catch (error) {
     // The watch ends with an error when `stopped` fires; the send's failure is what counts.
     if (failure === undefined) throw error;
   } finally {
-    cancelTimer?.();
+    debounce.cancel();
     await events.return?.();
     await sending;
   }

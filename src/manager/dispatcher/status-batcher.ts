@@ -1,4 +1,5 @@
 import type { Clock } from "../../common/clock.js";
+import { Debouncer } from "../../common/debounce.js";
 import {
   FailedPreconditionError,
   InvalidArgumentError,
@@ -12,7 +13,7 @@ import { isForwardTransition, taskStateRank, type TaskStatus } from "../objects/
 import type { MemoryStore, ReadTx } from "../store/index.js";
 import type { StatusUpdate } from "./wire.js";
 
-/** A flush waits this long after the last update for more to arrive (STYLE §9). */
+/** Within a burst, a flush waits this long after the last update for more to arrive (STYLE §9, Debouncer). */
 export const statusFlushGapMs = 50;
 /**
  * ...but never longer than this after the first pending update: with several workers
@@ -42,19 +43,21 @@ interface PendingUpdate {
  */
 export class StatusBatcher {
   readonly #store: MemoryStore;
-  readonly #clock: Clock;
   readonly #logger: Logger;
   #pending = new Map<string, PendingUpdate>();
   #waiters: Waiter[] = [];
-  #cancelGap: (() => void) | undefined;
-  #cancelLatency: (() => void) | undefined;
+  readonly #debounce: Debouncer;
   #flushing: Promise<void> | undefined;
   #closed = false;
 
   constructor(options: { store: MemoryStore; clock: Clock; logger: Logger }) {
     this.#store = options.store;
-    this.#clock = options.clock;
     this.#logger = options.logger;
+    this.#debounce = new Debouncer({
+      clock: options.clock,
+      timing: { gapMs: statusFlushGapMs, latencyMsMax: statusFlushLatencyMsMax },
+      run: () => this.#startFlush(),
+    });
   }
 
   /**
@@ -80,14 +83,14 @@ export class StatusBatcher {
     if (accepted.length === 0) return Promise.resolve();
     for (const update of accepted) this.#pending.set(update.taskId, { nodeId, status: update.status });
     const done = new Promise<void>((resolve, reject) => this.#waiters.push({ resolve, reject }));
-    this.#schedule();
+    this.#debounce.note();
     return done;
   }
 
   /** Fails waiting requests and stops timers; a flush in progress finishes. */
   async close(): Promise<void> {
     this.#closed = true;
-    this.#cancelTimers();
+    this.#debounce.cancel();
     const waiters = this.#waiters;
     this.#waiters = [];
     this.#pending = new Map();
@@ -110,28 +113,14 @@ export class StatusBatcher {
     }
   }
 
-  #schedule(): void {
-    this.#cancelGap?.();
-    this.#cancelGap = this.#clock.setTimer(statusFlushGapMs, () => this.#startFlush());
-    this.#cancelLatency ??= this.#clock.setTimer(statusFlushLatencyMsMax, () => this.#startFlush());
-  }
-
-  #cancelTimers(): void {
-    this.#cancelGap?.();
-    this.#cancelLatency?.();
-    this.#cancelGap = undefined;
-    this.#cancelLatency = undefined;
-  }
-
   #startFlush(): void {
-    this.#cancelTimers();
     if (this.#flushing !== undefined) {
       // The running flush reschedules what arrived meanwhile.
       return;
     }
     this.#flushing = this.#flush().finally(() => {
       this.#flushing = undefined;
-      if (this.#pending.size > 0 && !this.#closed) this.#schedule();
+      if (this.#pending.size > 0 && !this.#closed) this.#debounce.note();
     });
   }
 

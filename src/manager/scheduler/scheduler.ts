@@ -1,6 +1,7 @@
 import diagnosticsChannel from "node:diagnostics_channel";
 
 import { systemClock, type Clock } from "../../common/clock.js";
+import { Debouncer } from "../../common/debounce.js";
 import { errorMessage, ResourceExhaustedError } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
 import { isTerminalTaskState, taskStateRank, type Node, type Task } from "../objects/index.js";
@@ -76,7 +77,8 @@ export interface SchedulerOptions {
 /**
  * The scheduler's driver (swarmkit manager/scheduler/scheduler.go): watches for tasks that
  * need a node and for changes that free or add capacity, waits for commits to stop
- * arriving (commitDebounceGapMs, at most commitLatencyMsMax), then reads nodes and tasks
+ * arriving (commitDebounceGapMs, at most commitLatencyMsMax; a change after a quiet spell
+ * goes at once, see Debouncer), then reads nodes and tasks
  * once, places every waiting task in one call to the pure scheduleTasks, and writes the
  * assignments (state "assigned", nodeId) in one batch. Tasks no node can take move to
  * "pending" with the reason as their status message, written only when it changed.
@@ -86,8 +88,8 @@ export class Scheduler {
   readonly #logger: Logger;
   readonly #clock: Clock;
   #signal: AbortSignal | undefined;
-  #waiting: { firstAt: number; lastAt: number } | undefined;
-  #cancelTimer: (() => void) | undefined;
+  readonly #debounce: Debouncer;
+  #cancelRetry: (() => void) | undefined;
   #pass: Promise<void> | undefined;
   #passAgain = false;
   #retryDelayMs = passRetryDelayMs;
@@ -98,6 +100,11 @@ export class Scheduler {
     this.#store = options.store;
     this.#logger = options.logger.child({ component: "scheduler" });
     this.#clock = options.clock ?? systemClock;
+    this.#debounce = new Debouncer({
+      clock: this.#clock,
+      timing: { gapMs: commitDebounceGapMs, latencyMsMax: commitLatencyMsMax },
+      run: () => this.#startPass(),
+    });
   }
 
   /**
@@ -128,23 +135,16 @@ export class Scheduler {
       }
     } finally {
       this.#stopped = true;
-      this.#cancelTimer?.();
-      this.#cancelTimer = undefined;
+      this.#debounce.cancel();
+      this.#cancelRetry?.();
+      this.#cancelRetry = undefined;
       await this.#pass;
     }
   }
 
-  /** Arms (or moves) the debounce timer after a relevant commit. */
   #noteChange(): void {
     if (this.#stopped || this.#signal?.aborted !== false) return;
-    const now = this.#clock.now();
-    this.#waiting = this.#waiting === undefined ? { firstAt: now, lastAt: now } : { firstAt: this.#waiting.firstAt, lastAt: now };
-    const dueAt = Math.min(this.#waiting.lastAt + commitDebounceGapMs, this.#waiting.firstAt + commitLatencyMsMax);
-    this.#cancelTimer?.();
-    this.#cancelTimer = this.#clock.setTimer(dueAt - now, () => {
-      this.#cancelTimer = undefined;
-      this.#startPass();
-    });
+    this.#debounce.note();
   }
 
   #startPass(): void {
@@ -153,9 +153,9 @@ export class Scheduler {
       this.#passAgain = true;
       return;
     }
-    this.#waiting = undefined;
-    this.#cancelTimer?.();
-    this.#cancelTimer = undefined;
+    this.#debounce.ranNow();
+    this.#cancelRetry?.();
+    this.#cancelRetry = undefined;
     this.#pass = this.#runPass().finally(() => {
       this.#pass = undefined;
       if (this.#passAgain) {
@@ -174,9 +174,9 @@ export class Scheduler {
     } catch (error) {
       if (signal.aborted) return;
       this.#logger.warn({ err: errorMessage(error), retryInMs: this.#retryDelayMs }, "scheduling pass failed; retrying");
-      this.#cancelTimer?.();
-      this.#cancelTimer = this.#clock.setTimer(this.#retryDelayMs, () => {
-        this.#cancelTimer = undefined;
+      this.#cancelRetry?.();
+      this.#cancelRetry = this.#clock.setTimer(this.#retryDelayMs, () => {
+        this.#cancelRetry = undefined;
         this.#startPass();
       });
       this.#retryDelayMs = Math.min(this.#retryDelayMs * 2, passRetryDelayMsMax);
