@@ -22,10 +22,13 @@ interface SystemFigures {
 interface Plan {
   readonly counts: Record<(typeof concurrencies)[number], number>;
   /**
-   * Puts before any measurement, on both systems: enough for V8 to compile shoal's hot paths
-   * (a few hundred puts leave them in the interpreter, which a long-running manager is not).
+   * Puts before any measurement, on both systems, in phases of a given concurrency: enough
+   * for V8 to compile shoal's hot paths (a few hundred puts leave them in the interpreter,
+   * which a long-running manager is not). Concurrent puts alone left the one-at-a-time path
+   * still compiling (hundreds of TurboFan jobs per process, half again the CPU per put)
+   * through the first 2,000 measured puts at c=1.
    */
-  readonly warmup: number;
+  readonly warmup: readonly { readonly count: number; readonly concurrency: number }[];
   readonly failovers: number;
 }
 
@@ -33,6 +36,12 @@ function median(values: readonly (number | null)[]): number | null {
   const known = values.filter((v): v is number => v !== null).sort((a, b) => a - b);
   if (known.length === 0) return null;
   return known[Math.floor((known.length - 1) / 2)] ?? null;
+}
+
+async function warmUp(plan: Plan, put: (key: string) => Promise<void>): Promise<void> {
+  for (const [phase, { count, concurrency }] of plan.warmup.entries()) {
+    await runLoad({ count, concurrency, prefix: `warmup${phase}`, put });
+  }
 }
 
 async function shoalPut(client: HttpClient, endpoint: string, key: string): Promise<void> {
@@ -47,7 +56,7 @@ async function benchShoal(plan: Plan): Promise<SystemFigures> {
     const loads = new Map<number, LoadResult>();
     let leader = await cluster.leader();
     let endpoint = cluster.url(leader, "");
-    await runLoad({ count: plan.warmup, concurrency: 8, prefix: "warmup", put: (key) => shoalPut(client, endpoint, key) });
+    await warmUp(plan, (key) => shoalPut(client, endpoint, key));
     for (const concurrency of concurrencies) {
       const result = await runLoad({
         count: plan.counts[concurrency],
@@ -87,7 +96,7 @@ async function benchEtcd(plan: Plan): Promise<SystemFigures> {
   try {
     const loads = new Map<number, LoadResult>();
     let leader = await cluster.leader();
-    await runLoad({ count: plan.warmup, concurrency: 8, prefix: "warmup", put: (key) => cluster.put(cluster.endpoint(leader), key, value) });
+    await warmUp(plan, (key) => cluster.put(cluster.endpoint(leader), key, value));
     for (const concurrency of concurrencies) {
       const endpoint = cluster.endpoint(leader);
       loads.set(
@@ -141,8 +150,8 @@ function jsonFigures(prefix: string, figures: SystemFigures): Record<string, num
 
 const { values: args } = parseArgs({ options: { quick: { type: "boolean", default: false }, json: { type: "boolean", default: false } } });
 const plan: Plan = args.quick
-  ? { counts: { 1: 500, 64: 3000, 1000: 4000 }, warmup: 2000, failovers: 1 }
-  : { counts: { 1: 3000, 64: 10000, 1000: 20000 }, warmup: 5000, failovers: 3 };
+  ? { counts: { 1: 500, 64: 3000, 1000: 4000 }, warmup: [{ count: 2000, concurrency: 8 }, { count: 1500, concurrency: 1 }], failovers: 1 }
+  : { counts: { 1: 3000, 64: 10000, 1000: 20000 }, warmup: [{ count: 5000, concurrency: 8 }, { count: 3000, concurrency: 1 }], failovers: 3 };
 console.log(`raft bench: 3 nodes on 127.0.0.1, WAL with fsync, ${valueBytes}-byte values, ${args.quick ? "quick" : "full"} plan`);
 const shoal = await benchShoal(plan);
 printFigures("shoal", shoal);

@@ -1,7 +1,8 @@
-import { credentials as grpcCredentials, Metadata, status as grpcStatus } from "@grpc/grpc-js";
+import { Client, credentials as grpcCredentials, Metadata, status as grpcStatus } from "@grpc/grpc-js";
 import type {
   ChannelCredentials,
   ClientWritableStream,
+  handleClientStreamingCall,
   ServerCredentials,
   ServerReadableStream,
   ServiceError,
@@ -10,14 +11,17 @@ import type {
 import type { Clock } from "../../common/clock.js";
 import { errorMessage, InvalidArgumentError, isShoalError, PermissionDeniedError } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
-import type { RaftClient, RaftHandlers } from "../../gen/shoal/v1/Raft.js";
-import type { RaftMessageBatch, RaftMessageBatch__Output } from "../../gen/shoal/v1/RaftMessageBatch.js";
+import type { RaftDefinition, RaftHandlers } from "../../gen/shoal/v1/Raft.js";
+import type { RaftSnapshotAck__Output } from "../../gen/shoal/v1/RaftSnapshotAck.js";
 import type { RaftSnapshotChunk, RaftSnapshotChunk__Output } from "../../gen/shoal/v1/RaftSnapshotChunk.js";
+import type { RaftStreamSummary, RaftStreamSummary__Output } from "../../gen/shoal/v1/RaftStreamSummary.js";
 import type { ProtoGrpcType as RaftProto } from "../../gen/raft.js";
 import { loadProto } from "../../rpc/proto.js";
 import { grpcMessageSizeBytesMax, startGrpcServer } from "../../rpc/server.js";
 import type { GrpcServer, GrpcService } from "../../rpc/server.js";
 import type { Message, NodeId } from "../core/types.js";
+import { decodeMessageBatch, encodeMessageBatch } from "./batch-codec.js";
+import type { MessageBatch } from "./batch-codec.js";
 import { messageFromWire, messageSizeBytesEstimate, messageToWire } from "./message-codec.js";
 
 /** Messages waiting for one peer; beyond this they are dropped and counted (raft resends). */
@@ -93,14 +97,19 @@ export interface GrpcRaftTransportOptions {
 interface PeerConnection {
   readonly id: NodeId;
   readonly address: string;
-  readonly client: RaftClient;
-  stream: ClientWritableStream<RaftMessageBatch> | null;
+  readonly client: Client;
+  stream: ClientWritableStream<MessageBatch> | null;
   queue: Message[];
   blocked: boolean;
   backoffMs: number;
   cancelRetry: (() => void) | null;
   snapshotInFlight: boolean;
   closed: boolean;
+}
+
+/** The batches' bytes reach the handler undecoded: batch-codec.ts parses them. */
+function passBytes(bytes: Buffer): Buffer {
+  return bytes;
 }
 
 function grpcError(code: number, details: string): Partial<ServiceError> {
@@ -114,7 +123,7 @@ class GrpcRaftTransport implements RaftTransport {
   readonly #channelCredentials: ChannelCredentials;
   readonly #authorizePeer: ((call: RaftPeerCall) => NodeId | null) | undefined;
   readonly #queueMax: number;
-  readonly #proto: RaftProto;
+  readonly #service: RaftDefinition;
   readonly #peers = new Map<NodeId, PeerConnection>();
   readonly #inbound = new Set<() => void>();
   #handler: RaftTransportHandler | null = null;
@@ -129,7 +138,7 @@ class GrpcRaftTransport implements RaftTransport {
     this.#channelCredentials = options.channelCredentials ?? grpcCredentials.createInsecure();
     this.#authorizePeer = options.authorizePeer;
     this.#queueMax = options.peerQueueMessagesMax ?? peerQueueMessagesMax;
-    this.#proto = loadProto<RaftProto>("shoal/v1/raft.proto");
+    this.#service = loadProto<RaftProto>("shoal/v1/raft.proto").shoal.v1.Raft.service;
   }
 
   setHandler(handler: RaftTransportHandler | null): void {
@@ -141,7 +150,7 @@ class GrpcRaftTransport implements RaftTransport {
     const existing = this.#peers.get(id);
     if (existing?.address === address) return;
     if (existing !== undefined) this.removePeer(id);
-    const client = new this.#proto.shoal.v1.Raft(address, this.#channelCredentials, {
+    const client = new Client(address, this.#channelCredentials, {
       "grpc.max_send_message_length": grpcMessageSizeBytesMax,
       "grpc.max_receive_message_length": grpcMessageSizeBytesMax,
       // A restarted peer must be found again within about an election timeout, not after
@@ -150,6 +159,9 @@ class GrpcRaftTransport implements RaftTransport {
       "grpc.max_reconnect_backoff_ms": reconnectBackoffMsMax,
       "grpc.keepalive_time_ms": 10_000,
       "grpc.keepalive_timeout_ms": 5_000,
+      // Raft resends what a broken stream lost; grpc's own retry support only adds a copy
+      // of every message to a replay buffer (measured: 10-20% of the CPU per message).
+      "grpc.enable_retries": 0,
     });
     this.#peers.set(id, {
       id,
@@ -232,8 +244,7 @@ class GrpcRaftTransport implements RaftTransport {
         continue;
       }
       this.#stats.sentMessages += batch.length;
-      const wire = batch.map((message) => messageToWire(message, { includeSnapshotData: true }));
-      if (!stream.write({ from: this.id, messages: wire })) {
+      if (!stream.write({ from: this.id, messages: batch })) {
         peer.blocked = true;
         stream.once("drain", () => {
           peer.blocked = false;
@@ -243,23 +254,16 @@ class GrpcRaftTransport implements RaftTransport {
     }
   }
 
-  #openStream(peer: PeerConnection): ClientWritableStream<RaftMessageBatch> {
-    const stream = peer.client.Stream((error) => {
-      if (peer.stream !== stream) return;
-      peer.stream = null;
-      peer.blocked = false;
-      if (peer.closed || this.#closed) return;
-      const lost = peer.queue.length;
-      this.#stats.droppedMessages += lost;
-      peer.queue = [];
-      this.#logger.debug({ to: peer.id, error: error?.message, lost }, "stream to peer ended");
-      this.#handler?.reportUnreachable(peer.id);
-      const delay = peer.backoffMs;
-      peer.backoffMs = Math.min(peer.backoffMs * 2, reconnectBackoffMsMax);
-      peer.cancelRetry = this.#clock.setTimer(delay, () => {
-        peer.cancelRetry = null;
-      });
-    });
+  #openStream(peer: PeerConnection): ClientWritableStream<MessageBatch> {
+    const method = this.#service.Stream;
+    const stream = peer.client.makeClientStreamRequest<MessageBatch, RaftStreamSummary__Output>(
+      method.path,
+      encodeMessageBatch,
+      method.responseDeserialize,
+      (error) => {
+        if (peer.stream === stream) this.#onStreamEnded(peer, error?.message);
+      },
+    );
     // The server sends headers as soon as it accepts the stream: the peer is reachable again.
     stream.on("metadata", () => {
       peer.backoffMs = reconnectBackoffMsMin;
@@ -271,6 +275,22 @@ class GrpcRaftTransport implements RaftTransport {
     return stream;
   }
 
+  #onStreamEnded(peer: PeerConnection, error: string | undefined): void {
+    peer.stream = null;
+    peer.blocked = false;
+    if (peer.closed || this.#closed) return;
+    const lost = peer.queue.length;
+    this.#stats.droppedMessages += lost;
+    peer.queue = [];
+    this.#logger.debug({ to: peer.id, error, lost }, "stream to peer ended");
+    this.#handler?.reportUnreachable(peer.id);
+    const delay = peer.backoffMs;
+    peer.backoffMs = Math.min(peer.backoffMs * 2, reconnectBackoffMsMax);
+    peer.cancelRetry = this.#clock.setTimer(delay, () => {
+      peer.cancelRetry = null;
+    });
+  }
+
   #sendSnapshot(peer: PeerConnection, message: Message): void {
     const snapshot = message.snapshot;
     if (snapshot === null || peer.snapshotInFlight) {
@@ -279,18 +299,24 @@ class GrpcRaftTransport implements RaftTransport {
       return;
     }
     peer.snapshotInFlight = true;
-    const call = peer.client.SendSnapshot((error) => {
-      peer.snapshotInFlight = false;
-      if (error !== null) {
-        this.#stats.snapshotsFailed += 1;
-        this.#logger.warn({ to: peer.id, error: error.message }, "snapshot transfer failed");
-        this.#handler?.reportUnreachable(peer.id);
-        this.#handler?.reportSnapshot(peer.id, "failure");
-        return;
-      }
-      this.#stats.snapshotsSent += 1;
-      this.#handler?.reportSnapshot(peer.id, "finish");
-    });
+    const method = this.#service.SendSnapshot;
+    const call = peer.client.makeClientStreamRequest<RaftSnapshotChunk, RaftSnapshotAck__Output>(
+      method.path,
+      method.requestSerialize,
+      method.responseDeserialize,
+      (error) => {
+        peer.snapshotInFlight = false;
+        if (error !== null) {
+          this.#stats.snapshotsFailed += 1;
+          this.#logger.warn({ to: peer.id, error: error.message }, "snapshot transfer failed");
+          this.#handler?.reportUnreachable(peer.id);
+          this.#handler?.reportSnapshot(peer.id, "failure");
+          return;
+        }
+        this.#stats.snapshotsSent += 1;
+        this.#handler?.reportSnapshot(peer.id, "finish");
+      },
+    );
     call.on("error", (error: Error) => {
       this.#logger.trace({ to: peer.id, error: error.message }, "snapshot call error");
     });
@@ -323,8 +349,8 @@ class GrpcRaftTransport implements RaftTransport {
     return id === null ? { ok: false } : { ok: true, id };
   }
 
-  #acceptMessage(wire: RaftMessageBatch__Output["messages"][number], from: NodeId): Message {
-    const message = messageFromWire(wire);
+  /** Checks that a decoded message comes from the stream's sender and is addressed here. */
+  #acceptMessage(message: Message, from: NodeId): Message {
     if (message.from !== from) {
       throw new PermissionDeniedError(`message claims sender ${message.from} on a stream from ${from}`);
     }
@@ -344,7 +370,7 @@ class GrpcRaftTransport implements RaftTransport {
     return batchFrom;
   }
 
-  #handlers(): RaftHandlers {
+  #handlers(): { Stream: handleClientStreamingCall<Buffer, RaftStreamSummary>; SendSnapshot: RaftHandlers["SendSnapshot"] } {
     return {
       Stream: (call, callback) => {
         const authorization = this.#authorize(call);
@@ -364,11 +390,12 @@ class GrpcRaftTransport implements RaftTransport {
         };
         const finishOk = (): void => finish(null);
         this.#inbound.add(finishOk);
-        call.on("data", (batch: RaftMessageBatch__Output) => {
+        call.on("data", (bytes: Buffer) => {
           if (done) return;
           try {
+            const batch = decodeMessageBatch(bytes);
             const from = this.#senderOf(batch.from, authorization.id);
-            const messages = batch.messages.map((wire) => this.#acceptMessage(wire, from));
+            const messages = batch.messages.map((message) => this.#acceptMessage(message, from));
             received += messages.length;
             this.#stats.receivedMessages += messages.length;
             const handler = this.#handler;
@@ -414,7 +441,7 @@ class GrpcRaftTransport implements RaftTransport {
       try {
         if (chunk.part === "head" && head === null && chunk.head?.message != null) {
           const from = this.#senderOf(chunk.head.message.from, authorization.id);
-          const message = this.#acceptMessage(chunk.head.message, from);
+          const message = this.#acceptMessage(messageFromWire(chunk.head.message), from);
           const totalBytes = chunk.head.totalBytes;
           if (message.type !== "snap" || message.snapshot === null) throw new InvalidArgumentError("snapshot head is not a snap message");
           if (!Number.isSafeInteger(totalBytes) || totalBytes < 0 || totalBytes > snapshotTransferBytesMax) {
@@ -454,7 +481,8 @@ class GrpcRaftTransport implements RaftTransport {
   }
 
   grpcService(): GrpcService {
-    return { definition: this.#proto.shoal.v1.Raft.service, handlers: this.#handlers() };
+    const definition = { ...this.#service, Stream: { ...this.#service.Stream, requestDeserialize: passBytes } };
+    return { definition, handlers: this.#handlers() };
   }
 
   async listen(options: { host: string; port: number; credentials?: ServerCredentials }): Promise<string> {

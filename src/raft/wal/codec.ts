@@ -25,6 +25,11 @@ export class ByteWriter {
     return this.#length;
   }
 
+  /** Bytes the writer can hold before it must grow. */
+  capacity(): number {
+    return this.#buffer.length;
+  }
+
   #reserve(bytes: number): void {
     const needed = this.#length + bytes;
     if (needed <= this.#buffer.length) return;

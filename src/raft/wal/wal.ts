@@ -56,6 +56,12 @@ const recordHeaderBytes = 9;
  */
 export const preallocateChunkBytes = 1024 * 1024;
 const zeroChunk = Buffer.alloc(preallocateChunkBytes);
+const pendingBytesInitial = 64 * 1024;
+/**
+ * A record buffer that grew beyond this for one large batch is dropped after it was written
+ * rather than kept for reuse, so that one burst does not pin its memory for good.
+ */
+export const pendingBufferBytesKeptMax = 4 * 1024 * 1024;
 const walFormatVersion = 1;
 
 const recordTypes = { segmentHeader: 1, entry: 2, hardState: 3, snapshotMarker: 4 } as const;
@@ -316,7 +322,14 @@ export class WriteAheadLog {
   #segmentBytes: number;
   /** The current segment's length on disk (records, then preallocated zeros). */
   #fileBytes: number;
-  #pending = new ByteWriter(64 * 1024);
+  #pending = new ByteWriter(pendingBytesInitial);
+  /**
+   * The other record buffer. sync() hands the filled one to the kernel and appends go on
+   * into this one meanwhile; then they swap. A fresh buffer per sync cost a 64 KiB
+   * allocation outside V8's heap per fsync, which at one proposal per fsync pushed V8
+   * into frequent full garbage collections (and their pauses into commit latency).
+   */
+  #spare = new ByteWriter(pendingBytesInitial);
   #hardState: HardState;
   #snapshotMarker: SnapshotMarker | null;
   #lastIndex: number;
@@ -510,8 +523,9 @@ export class WriteAheadLog {
     assert.equal(this.#syncing, false, "WAL sync() called while another sync() is running");
     if (this.#pending.length === 0) return;
     this.#syncing = true;
-    const bytes = this.#pending.view();
-    this.#pending = new ByteWriter(Math.max(64 * 1024, bytes.length));
+    const filled = this.#pending;
+    this.#pending = this.#spare;
+    const bytes = filled.view();
     try {
       // The write only copies into the page cache, which is quicker done here than with a
       // round trip through the libuv thread pool; the fsync is what waits for the disk.
@@ -520,6 +534,9 @@ export class WriteAheadLog {
       while (written < bytes.length) {
         written += writeSync(this.#handle.fd, bytes, written, bytes.length - written, this.#segmentBytes + written);
       }
+      // The kernel has its own copy now: the buffer is free for the next batch.
+      filled.reset();
+      this.#spare = filled.capacity() > pendingBufferBytesKeptMax ? new ByteWriter(pendingBytesInitial) : filled;
       await this.#handle.datasync();
       this.#syncs += 1;
       this.#segmentBytes += bytes.length;
