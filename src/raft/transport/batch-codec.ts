@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from "../../common/errors.js";
+import { isLocalMessageType, newMessage } from "../core/message.js";
 import type { ConfState, Entry, EntryType, Message, MessageType, NodeId, Snapshot } from "../core/types.js";
 
 /**
@@ -48,7 +49,7 @@ const messageTypeNumbers: Record<MessageType, number> = {
 const peerMessageTypes = new Map<number, MessageType>();
 for (const type of Object.keys(messageTypeNumbers)) {
   if (!isMessageType(type)) continue;
-  if (type === "hup" || type === "beat" || type === "unreachable" || type === "snap-status" || type === "check-quorum") continue;
+  if (isLocalMessageType(type)) continue;
   peerMessageTypes.set(messageTypeNumbers[type], type);
 }
 
@@ -492,20 +493,8 @@ function readMessageField(reader: ProtoReader, tag: number, fields: MessageField
 }
 
 function readMessage(reader: ProtoReader): Message {
-  const fields: MessageFields = {
-    type: null,
-    from: 0,
-    to: 0,
-    term: 0,
-    logTerm: 0,
-    index: 0,
-    entries: [],
-    commit: 0,
-    snapshot: null,
-    reject: false,
-    rejectHint: 0,
-    context: emptyBytes,
-  };
+  // Zero values where proto3 leaves fields out; the type is unknown until its field is read.
+  const fields: MessageFields = { ...newMessage({ type: "app", from: 0, to: 0 }), type: null, entries: [] };
   while (reader.more()) readMessageField(reader, reader.tag(), fields);
   const { type } = fields;
   // proto3 leaves out a zero enum, which is RAFT_MESSAGE_TYPE_UNSPECIFIED: not a message.

@@ -4,6 +4,7 @@ import { test } from "node:test";
 import { pino } from "pino";
 
 import { systemClock } from "../../../src/common/clock.js";
+import { newMessage } from "../../../src/raft/core/message.js";
 import type { Message, NodeId } from "../../../src/raft/core/types.js";
 import { createGrpcRaftTransport } from "../../../src/raft/transport/transport.js";
 import type { RaftTransport, RaftTransportHandler } from "../../../src/raft/transport/transport.js";
@@ -11,18 +12,7 @@ import type { RaftTransport, RaftTransportHandler } from "../../../src/raft/tran
 const logger = pino({ level: "silent" });
 
 function message(partial: Partial<Message> & Pick<Message, "type" | "from" | "to">): Message {
-  return {
-    term: 1,
-    logTerm: 0,
-    index: 0,
-    entries: [],
-    commit: 0,
-    snapshot: null,
-    reject: false,
-    rejectHint: 0,
-    context: new Uint8Array(0),
-    ...partial,
-  };
+  return newMessage({ term: 1, ...partial });
 }
 
 class Recorder implements RaftTransportHandler {
