@@ -4,7 +4,8 @@
 // raw `runc run` on a prepared bundle (same confinement as shoal's spec, and runc's own
 // default spec as the peers' baseline used) vs `docker run --rm --network none` when a
 // Docker engine answers. Single starts (median) and batches of 50, sequential and with
-// 8 at a time (wall time). Usage: npm run bench -- engine [--quick] [--json]
+// 8 at a time (wall time), and where shoal's single starts spend their time (create,
+// start, wait, rm). Usage: npm run bench -- engine [--quick] [--json]
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
@@ -87,6 +88,21 @@ async function measure(kinds: readonly { label: string; run: Runner }[]): Promis
     }
   }
   return figures;
+}
+
+/** Where a shoal start's time goes: create, start (mount, spec, conmon + runc run), wait (exit, runc delete, unmount), rm. */
+interface ShoalPhases {
+  create: number[];
+  start: number[];
+  wait: number[];
+  rm: number[];
+}
+
+function reportPhases(phases: ShoalPhases): Record<string, number | null> {
+  const names = ["create", "start", "wait", "rm"] as const;
+  const entries = names.map((phase) => [phase, median(phases[phase])] as const);
+  console.log(`shoal phases (single starts, medians): ${entries.map(([phase, value]) => `${phase} ${value === null ? "n/a" : value.toFixed(1)} ms`).join(", ")}`);
+  return Object.fromEntries(entries.map(([phase, value]) => [`shoal.phase.${phase}_ms`, value]));
 }
 
 async function writeRawBundle(directory: string, rootfs: string, shoalSpec: boolean): Promise<void> {
@@ -173,12 +189,24 @@ async function main(): Promise<void> {
     const info = engine.info();
     console.log(`shoal engine: ${info.runtime.name} ${info.runtime.version} under conmon; ${info.warnings.length} runtime warning(s)`);
     const activeEngine = engine;
-    const shoalRun: Runner = async () => {
+    const shoalPhases: ShoalPhases = { create: [], start: [], wait: [], rm: [] };
+    const shoalRun: Runner = async (tag) => {
+      const started = performance.now();
       const { id } = await activeEngine.containers.create({ image: demoBusyboxName, cmd: ["/bin/busybox", "true"], networkMode: "none" });
+      const created = performance.now();
       await activeEngine.containers.start(id);
+      const running = performance.now();
       const status = await activeEngine.containers.wait(id);
       if (status.exitCode !== 0) throw new Error(`container exited ${status.exitCode}`);
+      const exited = performance.now();
       await activeEngine.containers.remove(id);
+      // Phases of the single (sequential, one at a time) starts only.
+      if (/-s\d+$/.test(tag)) {
+        shoalPhases.create.push(created - started);
+        shoalPhases.start.push(running - created);
+        shoalPhases.wait.push(exited - running);
+        shoalPhases.rm.push(performance.now() - exited);
+      }
     };
     const rawRunner = async (shoalSpec: boolean, name: string): Promise<Runner> => {
       const bundle = join(root, name);
@@ -225,6 +253,7 @@ async function main(): Promise<void> {
       ...report("shoal-vs-same-spec", shoal, runcShoalSpec),
       ...report("docker", dockerFigures, runcDefault),
     };
+    Object.assign(figures, reportPhases(shoalPhases));
     const shoalSingle = shoal === null ? null : median(shoal.singleMs);
     const dockerSingle = dockerFigures === null ? null : median(dockerFigures.singleMs);
     if (shoalSingle !== null && dockerSingle !== null) console.log(`docker / shoal: ${(dockerSingle / shoalSingle).toFixed(2)}x`);

@@ -211,12 +211,14 @@ class ContainerServiceImpl implements ContainerService {
     let status: ExitStatus = { exitCode: 255, oomKilled: false };
     try {
       const paths = this.#store.paths(id);
-      const { exitCode, error } = await this.#readExitCode(id);
       const cgroupsPath = `${this.#options.cgroupParent}/${id}`;
-      const oomFile = await readFile(join(paths.conmon, "oom")).then(
-        () => true,
-        () => false,
-      );
+      const [{ exitCode, error }, oomFile] = await Promise.all([
+        this.#readExitCode(id),
+        readFile(join(paths.conmon, "oom")).then(
+          () => true,
+          () => false,
+        ),
+      ]);
       // conmon's oom file, or the cgroup's own count (read before runtime delete removes it).
       status = { exitCode, oomKilled: oomFile || (exitCode === 137 && (await readOomKillCount(cgroupsPath)) > 0) };
       const problems = error === "" ? [] : [error];
@@ -230,8 +232,8 @@ class ContainerServiceImpl implements ContainerService {
         error: problems.join("; "),
         network: null,
       };
-      await this.#store.writeState(id, entry.state);
-      await rm(join(this.#options.exitDirectory, id), { force: true });
+      // The exit is in the state file either way; conmon's persist-dir copy stays for restarts.
+      await Promise.all([this.#store.writeState(id, entry.state), rm(join(this.#options.exitDirectory, id), { force: true })]);
     } finally {
       // Waiters are released even when bookkeeping failed (it is logged by the caller).
       entry.run = null;
@@ -303,8 +305,9 @@ class ContainerServiceImpl implements ContainerService {
     if (this.#nameTaken(name)) throw new AlreadyExistsError(`the container name "${name}" is already in use: choose another`);
     this.#entries.set(id, entry);
     try {
-      await this.#store.create(record, state);
-      await this.#options.rootfs.prepare(id, record.imageId, options);
+      // Independent: the container's files and its rootfs snapshot. Both settle before any cleanup.
+      const made = await Promise.allSettled([this.#store.create(record, state), this.#options.rootfs.prepare(id, record.imageId, options)]);
+      for (const result of made) if (result.status === "rejected") throw result.reason;
       for (const mount of record.mounts) if (mount.type === "volume") await this.#options.volumes.ensure(mount.name);
     } catch (error) {
       this.#entries.delete(id);

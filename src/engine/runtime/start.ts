@@ -7,9 +7,10 @@ import { throwIfAborted } from "../../common/errors.js";
 import { writeContainerEtcFiles } from "../network/etc-files.js";
 import type { NetworkAttachment, NetworkManager } from "../network/network.js";
 import type { NetworkNamespace } from "./spec/spec.js";
+import type { OciMount } from "./spec/types.js";
 import type { VolumeService } from "../volumes/volumes.js";
 import { buildContainerSpec, resolveMounts } from "./container-spec.js";
-import { createWithConmon } from "./oci/conmon.js";
+import { runWithConmon } from "./oci/conmon.js";
 import type { OciRuntime } from "./oci/runtime.js";
 import { mountRootfs, unmountRootfs } from "./rootfs-mount.js";
 import type { ContainerStore } from "./store.js";
@@ -53,14 +54,20 @@ async function removeStaleRunFiles(context: StartContext): Promise<void> {
   );
 }
 
+interface Prepared {
+  namespace: NetworkNamespace;
+  attachment: NetworkAttachment;
+  /** The generated /etc files, then the container's volumes, binds and tmpfs. */
+  mounts: OciMount[];
+}
+
 /**
- * Mounts the rootfs and attaches the network side by side (they are independent, and
- * bridge setup is the slow part of a start); registers the undo of each that succeeded.
+ * Everything a start needs before the spec, side by side: the rootfs mount, the network
+ * (then its /etc files), the volume mounts and the removal of the last run's files. None
+ * waits on another, and a start pays the slowest (bridge setup, or the mount) instead of
+ * their sum. Registers the undo of the mount and of the network when they succeeded.
  */
-async function prepareRootfsAndNetwork(
-  context: StartContext,
-  undo: Undo[],
-): Promise<{ namespace: NetworkNamespace; attachment: NetworkAttachment }> {
+async function prepareRun(context: StartContext, undo: Undo[]): Promise<Prepared> {
   const { record } = context.entry;
   const { id } = record;
   const rootfs = context.store.paths(id).rootfs;
@@ -73,17 +80,29 @@ async function prepareRootfsAndNetwork(
     ports: record.portBindings,
     ...(context.signal === undefined ? {} : { signal: context.signal }),
   });
-  const [mount, network] = await Promise.allSettled([mounted, attached]);
+  const etcWritten = attached.then(async (network) => await etcMounts(context, network.attachment));
+  const [mount, network, etc, volumes, stale] = await Promise.allSettled([
+    mounted,
+    attached,
+    etcWritten,
+    resolveMounts(record.mounts, context.volumes),
+    removeStaleRunFiles(context),
+  ]);
   if (mount.status === "fulfilled") undo.push(["rootfs mount", () => unmountRootfs(rootfs)]);
   if (network.status === "fulfilled") undo.push(["network", () => context.network.detach(id, network.value.attachment)]);
-  if (mount.status === "rejected") throw mount.reason;
-  if (network.status === "rejected") throw network.reason;
-  return network.value;
+  settledValue(mount);
+  settledValue(stale);
+  return { ...settledValue(network), mounts: [...settledValue(etc), ...settledValue(volumes)] };
+}
+
+function settledValue<T>(result: PromiseSettledResult<T>): T {
+  if (result.status === "rejected") throw result.reason;
+  return result.value;
 }
 
 /**
  * One container start: mount the rootfs, attach the network, write the /etc files and the
- * OCI spec, create the container under conmon and start it. Returns the running state;
+ * OCI spec, and run the container under conmon. Returns the running state;
  * on any failure undoes every step taken (runtime record, network, mount) and rethrows.
  */
 export async function startContainerRun(context: StartContext): Promise<ContainerState> {
@@ -93,19 +112,20 @@ export async function startContainerRun(context: StartContext): Promise<Containe
   const signalOption = context.signal === undefined ? {} : { signal: context.signal };
   const undo: Undo[] = [];
   try {
-    const { namespace, attachment } = await prepareRootfsAndNetwork(context, undo);
+    const { namespace, attachment, mounts } = await prepareRun(context, undo);
+    // The user comes from the image's /etc/passwd, read through the mounted rootfs.
     const spec = await buildContainerSpec({
       record,
       rootfs: paths.rootfs,
       networkNamespace: namespace,
-      mounts: [...(await etcMounts(context, attachment)), ...(await resolveMounts(record.mounts, context.volumes))],
+      mounts,
       cgroupsPath: `${context.cgroupParent}/${id}`,
       nofileDefault: context.nofileDefault,
     });
-    await Promise.all([writeFile(paths.spec, JSON.stringify(spec)), removeStaleRunFiles(context)]);
+    await writeFile(paths.spec, JSON.stringify(spec));
     throwIfAborted(context.signal);
-    undo.push(["runtime create", () => context.runtime.delete(id, { force: true })]);
-    const { pid } = await createWithConmon({
+    undo.push(["runtime run", () => context.runtime.delete(id, { force: true })]);
+    const { pid } = await runWithConmon({
       conmonPath: context.conmonPath,
       runtime: context.runtime,
       id,
@@ -120,7 +140,6 @@ export async function startContainerRun(context: StartContext): Promise<Containe
       },
       ...signalOption,
     });
-    await context.runtime.start(id, signalOption);
     const now = new Date(context.clock.now()).toISOString();
     return { ...context.entry.state, status: "running", pid, startedAt: now, finishedAt: null, exitCode: null, oomKilled: false, error: "", network: attachment };
   } catch (error) {

@@ -39,28 +39,52 @@ export function parseConmonSync(text: string): { pid: number } | { error: string
   return { error: message };
 }
 
+/** Environment variables of the daemon that conmon and the runtime under it still get. */
+const conmonInheritedVariables = ["PATH", "TZ"] as const;
+
 /**
- * Starts conmon for one container: conmon daemonises (so the container outlives this
- * process), runs `<runtime> create`, holds the container's stdio and writes the log, and
- * records the exit code in `exitDir/<id>` and `persistDir/exit`. Resolves with the
- * container init's pid once created; the caller then runs `<runtime> start`.
- * Throws FailedPreconditionError with the runtime's reason when create fails.
+ * conmon's environment, which runc inherits: PATH to find helpers, TZ so log timestamps
+ * match the daemon's clock, and the sync pipe. Nothing else: a locale (LANG) makes conmon
+ * load a dozen locale files on every start, and NOTIFY_SOCKET (a daemon under systemd) would
+ * make runc relay the container's sd_notify messages to the daemon's supervisor.
  */
-export async function createWithConmon(options: {
-  conmonPath: string;
-  runtime: OciRuntime;
-  id: string;
-  paths: ConmonPaths;
-  signal?: AbortSignal;
-}): Promise<{ pid: number }> {
+export function conmonEnvironment(parent: NodeJS.ProcessEnv): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const name of conmonInheritedVariables) {
+    const value = parent[name];
+    if (value !== undefined) env[name] = value;
+  }
+  return { ...env, _OCI_SYNCPIPE: "3" };
+}
+
+/** The POSIX shell that runs runDetachedScript (conmon execs its --runtime directly). */
+export const runDetachedShell = "/bin/sh";
+
+/**
+ * conmon only knows `<runtime> create`, after which the container needs `<runtime> start`:
+ * a second runtime process, i.e. another Go program start (4-5 ms, more on a busy host).
+ * `<runtime> run --detach` does both in one process and returns as create does (init
+ * running, its pid in --pid-file, stdio on conmon's pipes, the runtime's state kept), so
+ * conmon runs the runtime through this shell adapter, which turns the first `create`
+ * argument into `run --detach`. Its first argument is the runtime's path, then come
+ * conmon's: global arguments, `create`, create's options, the container id. Paths travel
+ * as positional parameters, never inside the script text.
+ */
+export const runDetachedScript =
+  'runtime=$1; shift; replaced=; for arg do shift; if [ -z "$replaced" ] && [ "$arg" = create ]; then set -- "$@" run --detach; replaced=1; ' +
+  'else set -- "$@" "$arg"; fi; done; exec "$runtime" "$@"';
+
+/** conmon's command line for creating and starting one container under `runtime`. */
+export function conmonArguments(options: { runtime: OciRuntime; id: string; paths: ConmonPaths }): string[] {
   const { paths, runtime, id } = options;
-  const args = [
+  const runtimeArgs = ["-c", runDetachedScript, `shoal-${runtime.name}`, runtime.path, ...runtime.globalArgs];
+  return [
     "--api-version", "1",
     "--cid", id,
     "--cuuid", id,
     "--name", id,
-    "--runtime", runtime.path,
-    ...runtime.globalArgs.flatMap((arg) => ["--runtime-arg", arg]),
+    "--runtime", runDetachedShell,
+    ...runtimeArgs.flatMap((arg) => ["--runtime-arg", arg]),
     "--bundle", paths.bundle,
     "--container-pidfile", paths.containerPidFile,
     "--conmon-pidfile", paths.conmonPidFile,
@@ -70,17 +94,39 @@ export async function createWithConmon(options: {
     "--full-attach",
     "--log-path", `k8s-file:${paths.logPath}`,
     "--log-size-max", String(containerLogBytesMax),
+    // conmon fsyncs the log before it writes the exit file, so every exit waits for a
+    // journal commit. Container logs are not kept across a host crash (the containers are
+    // not either), as with Docker's json-file driver, which never fsyncs.
+    "--no-sync-log",
     "--log-level", "error",
     "--syslog",
   ];
+}
+
+/**
+ * Runs one container under conmon: conmon daemonises (so the container outlives this
+ * process), runs `<runtime> run --detach` (see runDetachedScript), holds the container's
+ * stdio and writes the log, and records the exit code in `exitDir/<id>` and
+ * `persistDir/exit`. Resolves with the container init's pid once it runs; the runtime's
+ * record stays until `<runtime> delete`. Throws FailedPreconditionError with the
+ * runtime's reason when the container cannot be created or started.
+ */
+export async function runWithConmon(options: {
+  conmonPath: string;
+  runtime: OciRuntime;
+  id: string;
+  paths: ConmonPaths;
+  signal?: AbortSignal;
+}): Promise<{ pid: number }> {
+  const { runtime } = options;
   // conmon outlives us, so it gets no pipe of ours but fd 3, the sync pipe: it reports the
-  // created pid (or the failure) there. Its own errors go to syslog.
-  const syncText = await startDetached(options.conmonPath, args, {
-    env: { ...process.env, _OCI_SYNCPIPE: "3" },
+  // init's pid (or the failure) there. Its own errors go to syslog.
+  const syncText = await startDetached(options.conmonPath, conmonArguments(options), {
+    env: conmonEnvironment(process.env),
     ...(options.signal === undefined ? {} : { signal: options.signal }),
   });
   const sync = parseConmonSync(syncText);
   if ("pid" in sync) return sync;
   const reason = sync.error.trim() === "" ? "conmon gave no reason (see syslog)" : sync.error.trim();
-  throw new FailedPreconditionError(`${runtime.name} create failed: ${reason.replace(/\s+/g, " ").slice(0, 2000)}`);
+  throw new FailedPreconditionError(`${runtime.name} run failed: ${reason.replace(/\s+/g, " ").slice(0, 2000)}`);
 }

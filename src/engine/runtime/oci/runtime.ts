@@ -18,8 +18,6 @@ export interface OciRuntime {
   readonly root: string;
   /** Global arguments every invocation needs (`--root`), also handed to conmon. */
   readonly globalArgs: readonly string[];
-  /** Starts a created container. Throws FailedPreconditionError naming the runtime's reason. */
-  start(id: string, options?: { signal?: AbortSignal }): Promise<void>;
   /** Sends a signal to the init process; NotFound-like failures are reported, not thrown. */
   kill(id: string, signal: string, options?: { signal?: AbortSignal }): Promise<{ delivered: boolean }>;
   /** Deletes the runtime's record and cgroups of a stopped container (force kills first). */
@@ -59,13 +57,6 @@ class OciRuntimeImpl implements OciRuntime {
     readonly root: string,
   ) {
     this.globalArgs = ["--root", root];
-  }
-
-  async start(id: string, options: { signal?: AbortSignal } = {}): Promise<void> {
-    const result = await runCommand(this.path, [...this.globalArgs, "start", id], options);
-    if (result.code !== 0) {
-      throw new FailedPreconditionError(`${this.name} start failed: ${lastErrorLine(result.stderr)}`);
-    }
   }
 
   async kill(id: string, signal: string, options: { signal?: AbortSignal } = {}): Promise<{ delivered: boolean }> {
