@@ -112,14 +112,21 @@ test("the node is registered with the availability asked for at join; an unknown
   t.after(() => client.close());
   const key = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
   const publicKey = key.publicKey.export({ type: "spki", format: "der" });
-  const proof = sign("sha256", nodeCertificateProofMessage(token, publicKey), { key: key.privateKey, dsaEncoding: "der" });
-  const refusal = await new Promise<{ code: number; details: string }>((resolve) => {
-    client.IssueNodeCertificate({ token, publicKey, proof, addresses: [], availability: "asleep" }, { deadline: new Date(Date.now() + 5_000) }, (error) =>
-      resolve({ code: error?.code ?? status.OK, details: error?.details ?? "" }),
-    );
-  });
-  assert.equal(refusal.code, status.INVALID_ARGUMENT);
-  assert.match(refusal.details, /active, pause or drain/);
+  const issue = (asked: { token: string; availability: string }): Promise<{ code: number; details: string }> => {
+    const proof = sign("sha256", nodeCertificateProofMessage(asked.token, publicKey), { key: key.privateKey, dsaEncoding: "der" });
+    return new Promise((resolve) => {
+      client.IssueNodeCertificate({ ...asked, publicKey, proof, addresses: [] }, { deadline: new Date(Date.now() + 5_000) }, (error) =>
+        resolve({ code: error?.code ?? status.OK, details: error?.details ?? "" }),
+      );
+    });
+  };
+  const unknown = await issue({ token, availability: "asleep" });
+  assert.equal(unknown.code, status.INVALID_ARGUMENT);
+  assert.match(unknown.details, /active, pause or drain/);
+  // A renewal keeps the node's availability: `node update` is the way to change it.
+  const renewal = await issue({ token: "", availability: "drain" });
+  assert.equal(renewal.code, status.INVALID_ARGUMENT);
+  assert.match(renewal.details, /only given when joining/);
   assert.equal(manager.store.view((tx) => tx.find("node")).length, 2);
 });
 
