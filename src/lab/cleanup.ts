@@ -5,6 +5,7 @@ import type { Clock } from "../common/clock.js";
 import { FailedPreconditionError } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
 import { lastErrorLine } from "../common/command.js";
+import { listMountPoints } from "../engine/runtime/rootfs-mount.js";
 import { runLabCommand } from "./command.js";
 import { signalProcess, waitProcessGone } from "./host-process.js";
 import { labBridgeName, labNetnsName } from "./names.js";
@@ -92,13 +93,8 @@ async function deleteRuntimeContainers(state: LabState | undefined, logger: Logg
   }
 }
 
-function unescapeMountPath(path: string): string {
-  return path.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
-}
-
 async function mountsUnder(roots: readonly string[]): Promise<string[]> {
-  const text = await readFile("/proc/self/mountinfo", "utf8");
-  const points = text.split("\n").map((line) => unescapeMountPath(line.split(" ")[4] ?? "")).filter((point) => roots.some((root) => point === root || point.startsWith(`${root}/`)));
+  const points = (await listMountPoints()).filter((point) => roots.some((root) => point === root || point.startsWith(`${root}/`)));
   // Deepest first, so a mount on top of another comes off before the one below it.
   return [...new Set(points)].sort((a, b) => b.length - a.length);
 }

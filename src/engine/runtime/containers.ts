@@ -51,6 +51,8 @@ const exitFileRetryMs = 2;
 export const containerStartedChannel = channel("shoal:engine:container-started");
 export const containerExitedChannel = channel("shoal:engine:container-exited");
 const namePattern = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
+/** What may be a short container id: three hex digits or more. */
+const idPrefixPattern = /^[0-9a-f]{3,64}$/;
 const signalPattern = /^(SIG)?[A-Z0-9+-]{1,16}$/;
 
 export interface ContainerServiceOptions {
@@ -123,6 +125,8 @@ class ContainerServiceImpl implements ContainerService {
   readonly #logger: Logger;
   readonly #store: ContainerStore;
   readonly #entries = new Map<string, Entry>();
+  /** Name -> id of every entry: the worker looks its task containers up by name. */
+  readonly #names = new Map<string, string>();
   readonly #reaps = new Set<Promise<void>>();
   #watcher: FSWatcher | null = null;
   #closed = false;
@@ -145,7 +149,7 @@ class ContainerServiceImpl implements ContainerService {
       this.#logger.error({ containerId: item.id, err: item.error }, "container files unreadable; left on disk");
     }
     for (const { record, state } of loaded) {
-      this.#entries.set(record.id, { record, state, run: null, lock: new OperationLock(), removing: false });
+      this.#add({ record, state, run: null, lock: new OperationLock(), removing: false });
     }
     for (const entry of this.#entries.values()) {
       if (entry.state.status === "running") await this.#reattach(entry);
@@ -260,14 +264,13 @@ class ContainerServiceImpl implements ContainerService {
     });
   }
 
+  /** By id, then by name (as Docker: a name wins over an id prefix), then by unique id prefix. */
   #find(reference: string): Entry {
     const direct = this.#entries.get(reference);
     if (direct !== undefined && !direct.removing) return direct;
-    const matches = [...this.#entries.values()].filter(
-      (entry) => !entry.removing && (entry.record.name === reference || (reference.length >= 3 && entry.record.id.startsWith(reference))),
-    );
-    const byName = matches.find((entry) => entry.record.name === reference);
-    if (byName !== undefined) return byName;
+    const named = this.#entries.get(this.#names.get(reference) ?? "");
+    if (named !== undefined && !named.removing) return named;
+    const matches = idPrefixPattern.test(reference) ? [...this.#entries.values()].filter((entry) => !entry.removing && entry.record.id.startsWith(reference)) : [];
     if (matches.length === 1 && matches[0] !== undefined) return matches[0];
     if (matches.length > 1) throw new InvalidArgumentError(`container reference "${reference}" is ambiguous: give more of the id`);
     throw new NotFoundError(`no such container: ${reference}`);
@@ -303,14 +306,14 @@ class ContainerServiceImpl implements ContainerService {
     const entry: Entry = { record, state, run: null, lock: new OperationLock(), removing: false };
     // Reserve the name before the first await that could interleave another create.
     if (this.#nameTaken(name)) throw new AlreadyExistsError(`the container name "${name}" is already in use: choose another`);
-    this.#entries.set(id, entry);
+    this.#add(entry);
     try {
       // Independent: the container's files and its rootfs snapshot. Both settle before any cleanup.
       const made = await Promise.allSettled([this.#store.create(record, state), this.#options.rootfs.prepare(id, record.imageId, options)]);
       for (const result of made) if (result.status === "rejected") throw result.reason;
       for (const mount of record.mounts) if (mount.type === "volume") await this.#options.volumes.ensure(mount.name);
     } catch (error) {
-      this.#entries.delete(id);
+      this.#forget(entry);
       await this.#options.rootfs.remove(id).catch((cleanup: unknown) => this.#logger.error({ err: cleanup }, "rootfs cleanup failed"));
       await this.#store.remove(id);
       throw error;
@@ -319,7 +322,17 @@ class ContainerServiceImpl implements ContainerService {
   }
 
   #nameTaken(name: string): boolean {
-    return [...this.#entries.values()].some((entry) => entry.record.name === name);
+    return this.#names.has(name);
+  }
+
+  #add(entry: Entry): void {
+    this.#entries.set(entry.record.id, entry);
+    this.#names.set(entry.record.name, entry.record.id);
+  }
+
+  #forget(entry: Entry): void {
+    this.#entries.delete(entry.record.id);
+    if (this.#names.get(entry.record.name) === entry.record.id) this.#names.delete(entry.record.name);
   }
 
   async #validateRequest(request: ContainerCreateRequest, name: string): Promise<void> {
@@ -507,7 +520,7 @@ class ContainerServiceImpl implements ContainerService {
         entry.removing = false;
         throw error;
       }
-      this.#entries.delete(id);
+      this.#forget(entry);
     });
   }
 

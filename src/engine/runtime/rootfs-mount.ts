@@ -12,6 +12,10 @@ function unescapeMountPath(path: string): string {
   return path.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
 }
 
+function escapeMountPath(path: string): string {
+  return path.replace(/[ \t\n\\]/g, (character) => `\\${character.charCodeAt(0).toString(8).padStart(3, "0")}`);
+}
+
 /** Mount points of this process's mount namespace, from /proc/self/mountinfo. */
 export async function listMountPoints(): Promise<string[]> {
   const text = await readFile("/proc/self/mountinfo", "utf8");
@@ -20,6 +24,23 @@ export async function listMountPoints(): Promise<string[]> {
     .map((line) => line.split(" ")[4])
     .filter((path): path is string => path !== undefined)
     .map(unescapeMountPath);
+}
+
+/**
+ * Whether `target` is a mount point. A node with hundreds of containers has a mountinfo of
+ * as many lines, read at every container teardown: this looks for the one path instead of
+ * splitting and unescaping every line.
+ */
+export async function isMountPoint(target: string): Promise<boolean> {
+  const text = await readFile("/proc/self/mountinfo", "utf8");
+  const needle = ` ${escapeMountPath(target)} `;
+  for (let at = text.indexOf(needle); at !== -1; at = text.indexOf(needle, at + 1)) {
+    // The mount point is a line's fifth field: four spaces before it on its line.
+    let spaces = 0;
+    for (let index = text.lastIndexOf("\n", at) + 1; index <= at; index += 1) if (text[index] === " ") spaces += 1;
+    if (spaces === 4) return true;
+  }
+  return false;
 }
 
 function mountArguments(mount: RootfsMount, target: string): string[] {
@@ -60,7 +81,7 @@ export async function mountRootfs(mounts: readonly RootfsMount[], target: string
 /** Unmounts everything stacked on `target`; a target that is not mounted is fine. */
 export async function unmountRootfs(target: string): Promise<void> {
   for (let attempt = 0; attempt < rootfsMountsMax; attempt += 1) {
-    if (!(await listMountPoints()).includes(target)) return;
+    if (!(await isMountPoint(target))) return;
     const result = await runCommand("umount", [target]);
     if (result.code !== 0) {
       throw new FailedPreconditionError(`cannot unmount ${target}: ${lastErrorLine(result.stderr)}`);

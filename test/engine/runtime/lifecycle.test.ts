@@ -154,3 +154,22 @@ test("exec passes stdin; hostname and a read-only rootfs are applied", options, 
   assert.equal(result.stdout.toString(), "PIPED INPUT\nweb-1\nread-only\n");
   await engine.containers.remove(id, { force: true });
 });
+
+test("containers are found by id, by name before id prefix, and by a unique id prefix", options, async (t) => {
+  const engine = await (await createEngineFixture(t)).open();
+  const first = await engine.containers.create({ image: "busybox", cmd: ["true"], networkMode: "none", name: "web.1.x" });
+  const second = await engine.containers.create({ image: "busybox", cmd: ["true"], networkMode: "none" });
+  assert.equal(engine.containers.inspect(first.id).record.id, first.id);
+  assert.equal(engine.containers.inspect("web.1.x").record.id, first.id);
+  assert.equal(engine.containers.inspect(second.id.slice(0, 6)).record.id, second.id);
+  // A container named like the other's id prefix is found by its name.
+  const named = await engine.containers.create({ image: "busybox", cmd: ["true"], networkMode: "none", name: first.id.slice(0, 5) });
+  assert.equal(engine.containers.inspect(first.id.slice(0, 5)).record.id, named.id);
+  assert.throws(() => engine.containers.inspect("web.1.y"), { name: "NotFoundError" });
+  assert.throws(() => engine.containers.inspect("ab"), { name: "NotFoundError" }, "two hex digits are not an id prefix");
+  await assert.rejects(engine.containers.create({ image: "busybox", cmd: ["true"], networkMode: "none", name: "web.1.x" }), { name: "AlreadyExistsError" });
+  await engine.containers.remove("web.1.x");
+  assert.throws(() => engine.containers.inspect("web.1.x"), { name: "NotFoundError" });
+  const again = await engine.containers.create({ image: "busybox", cmd: ["true"], networkMode: "none", name: "web.1.x" });
+  assert.equal(engine.containers.inspect("web.1.x").record.id, again.id, "a removed container's name is free again");
+});
