@@ -25,6 +25,7 @@ import {
 import { coalesceMessages } from "./node/coalesce.js";
 import { CommitNoticeHold, commitNoticeDelayMsDefault } from "./node/commit-notices.js";
 import { PendingReads } from "./node/pending-reads.js";
+import type { SnapshotFileOpener } from "./snap/snapshotter.js";
 import type { RaftTransport } from "./transport/transport.js";
 import { DiskLogStorage } from "./wal/disk-storage.js";
 import type { SegmentOpener } from "./wal/wal.js";
@@ -41,6 +42,8 @@ export const appendMessageBytesMax = 1024 * 1024;
 export const inflightAppendMessagesMax = 256;
 /** Proposals waiting to be applied; beyond this propose() refuses (the caller should back off). */
 export const pendingProposalsMax = 100_000;
+/** Membership changes waiting to apply: the core takes one at a time, so more is a caller's bug. */
+export const pendingConfChangesMax = 16;
 
 /** The state a RaftNode replicates. Every method runs on the node's apply path, in log order. */
 export interface StateMachine {
@@ -102,6 +105,8 @@ export interface RaftNodeOptions {
   readonly segmentBytesTarget?: number;
   /** Fault-injection seam for tests (a failing fsync); see WalOptions.openSegment. */
   readonly walOpenSegment?: SegmentOpener;
+  /** Fault- and timing-injection seam for tests (a slow snapshot write); see Snapshotter. */
+  readonly snapshotOpenFile?: SnapshotFileOpener;
   /** Called once with a fatal error (a failed fsync); the default rethrows it to crash the process. */
   readonly onFatalError?: (error: Error) => void;
 }
@@ -153,8 +158,11 @@ interface QueuedProposal {
 
 interface PendingConfChange {
   readonly key: string;
+  /** The leader term it was proposed in, as for PendingProposal. */
+  readonly term: number;
   readonly resolve: (state: ConfState) => void;
   readonly reject: (error: Error) => void;
+  readonly disposeAbort: () => void;
 }
 
 type NodeState = "running" | "closing" | "closed" | "failed";
@@ -179,6 +187,10 @@ function confChangeKey(change: ConfChange): string {
  *     Entries that commit while the fsync runs (say on two followers' acknowledgements
  *     while the leader's own disk is slow) are applied at once too;
  *  4. advance(): tell the core the Ready is done, so it may hand out the next one.
+ *
+ * Every snapshotEveryEntries applied entries the state machine's snapshot is taken at the
+ * end of a Ready (it must match the applied index), but its file is written, and the log
+ * compacted behind it, in the background while the next Readies go on: see #startSnapshot.
  *
  * Group commit: incoming messages only step the core, and propose() only queues; handling
  * is scheduled with setImmediate, so everything arriving within one event-loop turn (and
@@ -227,6 +239,8 @@ export class RaftNode {
   #state: NodeState = "running";
   #scheduled = false;
   #processing: Promise<void> | null = null;
+  /** A local snapshot being written and the log compacted behind it; one at a time. */
+  #snapshotting: Promise<void> | null = null;
   #cancelTick: (() => void) | null = null;
 
   private constructor(options: RaftNodeOptions, storage: DiskLogStorage, members: Map<NodeId, string>, applied: number) {
@@ -284,6 +298,7 @@ export class RaftNode {
       logger: options.logger,
       ...(options.segmentBytesTarget === undefined ? {} : { segmentBytesTarget: options.segmentBytesTarget }),
       ...(options.walOpenSegment === undefined ? {} : { openSegment: options.walOpenSegment }),
+      ...(options.snapshotOpenFile === undefined ? {} : { openSnapshotFile: options.snapshotOpenFile }),
     });
     try {
       const members = new Map(options.members.map((member) => [member.id, member.address]));
@@ -470,23 +485,28 @@ export class RaftNode {
     } else if (applyFirst) {
       this.#applyCommitted(ready);
     }
+    // A leader's snapshot replaces the log and the snapshot files: the local one being
+    // written must finish first (it shares the directory, and compacts the log).
+    if (ready.snapshot !== null && this.#snapshotting !== null) await this.#snapshotting;
     if (ready.snapshot !== null || ready.entries.length > 0 || ready.hardState !== null) {
       await this.#storage.save({ snapshot: ready.snapshot, entries: ready.entries, hardState: ready.hardState });
     }
     if (!sendFirst && messages.length > 0) this.#transport.send(messages);
     if (!applyFirst) this.#applyCommitted(ready);
-    if (ready.softState !== null) this.#onSoftState(ready.softState.leader, ready.softState.role);
     if (ready.hardState !== null && ready.hardState.term !== this.#term) {
       // Leadership may have been lost and won back between two Readies, with no visible
-      // role change: entries proposed in an older term may have been overwritten.
+      // role change: entries proposed in an older term may have been overwritten. Done
+      // before the role change is published, so that a listener proposing at once is
+      // tagged with the new term.
       this.#term = ready.hardState.term;
       this.#rejectLostProposals();
     }
+    if (ready.softState !== null) this.#onSoftState(ready.softState.leader, ready.softState.role);
     // Entries applied early (committed on the followers' acknowledgements while this
     // node's fsync ran) may not be in the local log yet; a snapshot past the log's end
     // would be refused, so it waits for the Ready that persists them.
     const snapshotDue = this.#applied - this.#snapshotIndex >= this.#snapshotEveryEntries;
-    if (snapshotDue && this.#applied <= this.#storage.lastIndex()) await this.#snapshotAndCompact();
+    if (snapshotDue && this.#snapshotting === null && this.#applied <= this.#storage.lastIndex()) this.#startSnapshot();
   }
 
   #applyCommitted(ready: Ready): void {
@@ -520,6 +540,7 @@ export class RaftNode {
       const key = confChangeKey(change);
       const position = this.#confChanges.findIndex((pending) => pending.key === key);
       const pending = position === -1 ? undefined : this.#confChanges.splice(position, 1)[0];
+      pending?.disposeAbort();
       pending?.resolve(this.#confState);
       return;
     }
@@ -567,13 +588,33 @@ export class RaftNode {
     }
   }
 
-  async #snapshotAndCompact(): Promise<void> {
+  /**
+   * Takes the state machine's snapshot now (it must match the applied index), then writes
+   * the file and compacts the log in the background: the Readies that follow do not wait
+   * for the snapshot's fsyncs (etcd's server also snapshots off its Ready loop). Crash
+   * safety comes from the order inside: file durable, then the WAL marker, then compaction,
+   * and #snapshotIndex only moves once the file is durable.
+   */
+  #startSnapshot(): void {
+    const index = this.#applied;
+    const confState = this.#confState;
     const data = encodeSnapshotEnvelope({ members: this.#members, data: this.#stateMachine.snapshot() });
-    await this.#storage.createSnapshot(this.#applied, this.#confState, data);
-    this.#snapshotIndex = this.#applied;
-    const compactTo = this.#applied - this.#snapshotCatchUpEntries;
+    this.#snapshotting = this.#snapshotAndCompact(index, confState, data)
+      .catch((error: unknown) => this.#fail(error instanceof Error ? error : new Error(errorMessage(error))))
+      .finally(() => {
+        this.#snapshotting = null;
+      });
+  }
+
+  async #snapshotAndCompact(index: number, confState: ConfState, data: Uint8Array): Promise<void> {
+    // The Ready that made the snapshot due is advanced first; encoding the file (its
+    // checksum) then runs between Readies rather than inside one.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    await this.#storage.createSnapshot(index, confState, data);
+    this.#snapshotIndex = index;
+    const compactTo = index - this.#snapshotCatchUpEntries;
     if (compactTo >= this.#storage.firstIndex()) await this.#storage.compact(compactTo);
-    this.#logger.debug({ index: this.#applied, compactTo }, "took a raft snapshot");
+    this.#logger.debug({ index, compactTo }, "took a raft snapshot");
   }
 
   #fail(error: Error): void {
@@ -591,7 +632,7 @@ export class RaftNode {
     this.#leaderSends.clear();
     this.#transport.setHandler(null);
     this.#rejectProposals(reason);
-    for (const pending of this.#confChanges.splice(0)) pending.reject(reason);
+    this.#rejectConfChanges(reason, () => true);
     this.#reads.rejectAll(reason);
   }
 
@@ -607,7 +648,17 @@ export class RaftNode {
       proposal.disposeAbort();
       proposal.reject(reason);
     }
-    if (!stillLeader) for (const pending of this.#confChanges.splice(0)) pending.reject(reason);
+    // A change proposed in an earlier term may have been overwritten by another leader's
+    // log: waiting for it to apply could wait for ever.
+    this.#rejectConfChanges(reason, (pending) => !stillLeader || pending.term !== this.#term);
+  }
+
+  #rejectConfChanges(reason: Error, lost: (pending: PendingConfChange) => boolean): void {
+    for (const pending of this.#confChanges.filter(lost)) {
+      this.#confChanges.splice(this.#confChanges.indexOf(pending), 1);
+      pending.disposeAbort();
+      pending.reject(reason);
+    }
   }
 
   #rejectProposals(reason: Error): void {
@@ -624,8 +675,20 @@ export class RaftNode {
     if (this.#state !== "running") throw new UnavailableError(`raft node ${this.id} is ${this.#state}`);
   }
 
+  /**
+   * Leader in both views: the core steps down on a message at once, while the driver's
+   * role follows only once that Ready is persisted. Between the two a proposal would be
+   * forwarded by the core, and a conf change dropped by the leader it reaches would never
+   * be answered.
+   */
+  #isLeader(): boolean {
+    return this.#role === "leader" && this.#rawNode.isLeader();
+  }
+
   #checkLeader(): void {
-    if (this.#role !== "leader") throw new NotLeaderError(this.#leader, this.#members.get(this.#leader));
+    if (this.#isLeader()) return;
+    const leader = this.#rawNode.isLeader() ? this.#leader : this.#rawNode.status().softState.leader;
+    throw new NotLeaderError(leader, this.#members.get(leader));
   }
 
   /**
@@ -688,25 +751,49 @@ export class RaftNode {
     return done;
   }
 
+  /**
+   * Rejects at once (NotLeaderError) on a follower, as propose() does; otherwise the
+   * promise settles when the change applies here, or is rejected when leadership is lost
+   * first (the change may still apply under the next leader) or the signal fires.
+   */
   #proposeConfChange(change: ConfChange, options: { signal?: AbortSignal }): Promise<ConfState> {
-    throwIfAborted(options.signal);
-    this.#checkRunning();
-    this.#checkLeader();
     const key = confChangeKey(change);
-    if (this.#confChanges.some((pending) => pending.key === key)) {
-      return Promise.reject(new FailedPreconditionError(`the same membership change (${key}) is already in progress`));
-    }
     try {
+      throwIfAborted(options.signal);
+      this.#checkRunning();
+      this.#checkLeader();
+      if (this.#confChanges.some((pending) => pending.key === key)) {
+        throw new FailedPreconditionError(`the same membership change (${key}) is already in progress`);
+      }
+      if (this.#confChanges.length >= pendingConfChangesMax) {
+        throw new FailedPreconditionError("another membership change is in progress: retry once it applies");
+      }
       this.#rawNode.proposeConfChange(change);
     } catch (error) {
       if (error instanceof ProposalDroppedError) {
         return Promise.reject(new FailedPreconditionError(`membership change refused: ${error.message}`, { cause: error }));
       }
-      throw error;
+      return Promise.reject(error instanceof Error ? error : new Error(errorMessage(error)));
     }
     this.#schedule();
     return new Promise((resolve, reject) => {
-      this.#confChanges.push({ key, resolve, reject });
+      const signal = options.signal;
+      const pending: PendingConfChange = {
+        key,
+        term: this.#term,
+        resolve,
+        reject,
+        disposeAbort: () => listener?.[Symbol.dispose](),
+      };
+      const listener =
+        signal === undefined
+          ? undefined
+          : addAbortListener(signal, () => {
+              const position = this.#confChanges.indexOf(pending);
+              if (position !== -1) this.#confChanges.splice(position, 1);
+              reject(new CancelledError("membership change wait cancelled; the change may still be applied", { cause: signal.reason }));
+            });
+      this.#confChanges.push(pending);
     });
   }
 
@@ -715,7 +802,10 @@ export class RaftNode {
     return this.#proposeConfChange({ type: "add-voter", nodeId: member.id, context: Buffer.from(member.address) }, options);
   }
 
-  /** Adds a non-voting member that receives the log; promote() it once it caught up. */
+  /**
+   * Adds a non-voting member that receives the log; promote() it once it caught up. On a
+   * member that is a voter already this is a demotion (etcd's rule); see demote().
+   */
   addLearner(member: RaftMember, options: { signal?: AbortSignal } = {}): Promise<ConfState> {
     return this.#proposeConfChange({ type: "add-learner", nodeId: member.id, context: Buffer.from(member.address) }, options);
   }
@@ -723,8 +813,20 @@ export class RaftNode {
   /** Turns a learner into a voter. */
   promote(id: NodeId, options: { signal?: AbortSignal } = {}): Promise<ConfState> {
     const address = this.#members.get(id);
-    if (address === undefined) return Promise.reject(new InvalidArgumentError(`member ${id} is unknown: add it as a learner first`));
-    return this.#proposeConfChange({ type: "add-voter", nodeId: id, context: Buffer.from(address) }, options);
+    // On a follower NotLeaderError comes first: the leader may know the member.
+    if (address === undefined && this.#isLeader()) return Promise.reject(new InvalidArgumentError(`member ${id} is unknown: add it as a learner first`));
+    return this.#proposeConfChange({ type: "add-voter", nodeId: id, context: Buffer.from(address ?? "") }, options);
+  }
+
+  /**
+   * Turns a voter into a learner (etcd's AddLearnerNode on a voter): it keeps receiving the
+   * log but no longer votes or counts for quorum; promote() makes it a voter again. A
+   * demoted leader steps down. Refused (FailedPreconditionError) for the last voter.
+   */
+  demote(id: NodeId, options: { signal?: AbortSignal } = {}): Promise<ConfState> {
+    const address = this.#members.get(id);
+    if (address === undefined && this.#isLeader()) return Promise.reject(new InvalidArgumentError(`member ${id} is unknown`));
+    return this.#proposeConfChange({ type: "add-learner", nodeId: id, context: Buffer.from(address ?? "") }, options);
   }
 
   /** Removes a member for good (its id may never be reused). */
@@ -772,6 +874,8 @@ export class RaftNode {
     this.#state = "closing";
     if (!failed) this.#stopActivity(new UnavailableError(`raft node ${this.id} is closing`));
     await this.#processing;
+    // Its failure, if any, went to #fail already.
+    await this.#snapshotting;
     try {
       if (!failed) await this.#storage.flush();
     } finally {

@@ -654,7 +654,7 @@ export class Raft {
     }
     if (!this.committedEntryInCurrentTerm()) return "the leader has not committed an entry of its term yet";
     if (this.removed.has(change.nodeId)) return `node ${change.nodeId} was removed and its id cannot be reused`;
-    if (change.type === "remove-node" && this.tracker.voters.length === 1 && this.tracker.isVoter(change.nodeId)) {
+    if (change.type !== "add-voter" && this.tracker.voters.length === 1 && this.tracker.isVoter(change.nodeId)) {
       return `node ${change.nodeId} is the last voter`;
     }
     return null;
@@ -672,10 +672,12 @@ export class Raft {
       const progress = this.tracker.progress.get(nodeId);
       if (progress === undefined) this.#addProgress(nodeId, false, this.log.lastIndex() + 1);
       else if (progress.isLearner) this.#promoteLearner(nodeId, progress);
-    } else if (type === "add-learner") {
-      if (!this.tracker.progress.has(nodeId)) this.#addProgress(nodeId, true, this.log.lastIndex() + 1);
     } else if (this.tracker.voters.length === 1 && this.tracker.isVoter(nodeId)) {
-      this.logger.warn({ nodeId }, "ignored the removal of the last voter");
+      this.logger.warn({ nodeId, type }, "ignored the removal or demotion of the last voter");
+    } else if (type === "add-learner") {
+      const progress = this.tracker.progress.get(nodeId);
+      if (progress === undefined) this.#addProgress(nodeId, true, this.log.lastIndex() + 1);
+      else if (!progress.isLearner) this.#demoteVoter(nodeId, progress);
     } else {
       this.#removeMember(nodeId);
     }
@@ -690,6 +692,18 @@ export class Raft {
     this.tracker.voters.push(nodeId);
   }
 
+  /**
+   * etcd's ConfChangeAddLearnerNode on a voter: it keeps its progress and its copy of the
+   * log, but stops voting and counting for quorum. The voter set changes by one member, as
+   * with a removal, so one such change at a time is safe without joint consensus.
+   */
+  #demoteVoter(nodeId: NodeId, progress: Progress): void {
+    progress.isLearner = true;
+    this.tracker.voters = this.tracker.voters.filter((id) => id !== nodeId);
+    this.tracker.learners.push(nodeId);
+    this.tracker.votes.delete(nodeId);
+  }
+
   #removeMember(nodeId: NodeId): void {
     this.tracker.progress.delete(nodeId);
     this.tracker.voters = this.tracker.voters.filter((id) => id !== nodeId);
@@ -699,6 +713,13 @@ export class Raft {
   }
 
   #afterConfChange(): void {
+    if ((this.state === "candidate" || this.state === "pre-candidate") && !this.tracker.isVoter(this.id)) {
+      // A campaign that started before this node was demoted must not win: a leader that
+      // is not a voter would never count itself.
+      this.logger.info({ term: this.term }, "abandoning the campaign: this node is no longer a voter");
+      this.becomeFollower(this.term, noneId);
+      return;
+    }
     if (this.state !== "leader") return;
     if (!this.tracker.isVoter(this.id)) {
       this.logger.info({ term: this.term }, "stepping down: this leader is no longer a voter");

@@ -43,8 +43,9 @@ export function confStateAfter(state: ConfState, change: ConfChange): ConfState 
     case "add-voter":
       return { voters: [...voters, change.nodeId], learners, removed };
     case "add-learner":
-      // Adding a learner that is already a voter changes nothing.
-      return state.voters.includes(change.nodeId) ? state : { voters, learners: [...learners, change.nodeId], removed };
+      // On a voter, a demotion; but the last voter stays.
+      if (state.voters.length === 1 && state.voters[0] === change.nodeId) return state;
+      return { voters, learners: [...learners, change.nodeId], removed };
     case "remove-node":
       if (state.voters.length === 1 && state.voters[0] === change.nodeId) return state;
       return { voters, learners, removed: [...removed, change.nodeId] };

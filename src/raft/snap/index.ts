@@ -6,4 +6,4 @@ export {
   Snapshotter,
   snapshotsKeptMax,
 } from "./snapshotter.js";
-export type { SnapshotFileProblem } from "./snapshotter.js";
+export type { SnapshotFileOpener, SnapshotFileProblem } from "./snapshotter.js";

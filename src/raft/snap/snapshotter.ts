@@ -1,4 +1,5 @@
 import { open, readdir, readFile, rename, rm } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 
 import type { Logger } from "../../common/logger.js";
@@ -64,14 +65,21 @@ export function decodeSnapshotFile(bytes: Buffer): Snapshot {
   return { metadata, data };
 }
 
+/** Opens a snapshot file for writing; a fault- and timing-injection seam for tests. */
+export type SnapshotFileOpener = (path: string, flags: "w") => Promise<FileHandle>;
+
+const defaultSnapshotFileOpener: SnapshotFileOpener = (path, flags) => open(path, flags);
+
 export class Snapshotter {
   readonly #dir: string;
   readonly #logger: Logger;
+  readonly #openFile: SnapshotFileOpener;
 
-  /** `dir` must exist and belong to this snapshotter alone. */
-  constructor(options: { dir: string; logger: Logger }) {
+  /** `dir` must exist and belong to this snapshotter alone; save() calls must not overlap. */
+  constructor(options: { dir: string; logger: Logger; openFile?: SnapshotFileOpener }) {
     this.#dir = options.dir;
     this.#logger = options.logger.child({ component: "raft-snap" });
+    this.#openFile = options.openFile ?? defaultSnapshotFileOpener;
   }
 
   /** Writes the snapshot durably (temp file, fsync, rename, directory fsync), then prunes old ones. */
@@ -82,7 +90,7 @@ export class Snapshotter {
     }
     const name = snapshotFileName(snapshot.metadata.term, snapshot.metadata.index);
     const temporary = join(this.#dir, `${name}.tmp`);
-    const handle = await open(temporary, "w");
+    const handle = await this.#openFile(temporary, "w");
     try {
       await handle.writeFile(bytes);
       await handle.sync();

@@ -6,7 +6,7 @@ import type { ConfState, Entry, HardState, Snapshot } from "../core/types.js";
 import type { LogStorage, WritableLogStorage } from "../storage/log-storage.js";
 import { MemoryLogStorage } from "../storage/memory-storage.js";
 import { Snapshotter } from "../snap/snapshotter.js";
-import type { SnapshotFileProblem } from "../snap/snapshotter.js";
+import type { SnapshotFileOpener, SnapshotFileProblem } from "../snap/snapshotter.js";
 import { WriteAheadLog } from "./wal.js";
 import type { SegmentOpener } from "./wal.js";
 
@@ -17,6 +17,8 @@ export interface DiskLogStorageOptions {
   readonly segmentBytesTarget?: number;
   /** Fault-injection seam for tests; see WalOptions.openSegment. */
   readonly openSegment?: SegmentOpener;
+  /** Fault- and timing-injection seam for tests: opens snapshot files for writing. */
+  readonly openSnapshotFile?: SnapshotFileOpener;
 }
 
 /** What a durable write of one Ready holds; see DiskLogStorage.save(). */
@@ -42,6 +44,8 @@ export class DiskLogStorage implements LogStorage, WritableLogStorage {
   readonly #wal: WriteAheadLog;
   readonly #snapshotter: Snapshotter;
   readonly #skippedSnapshots: SnapshotFileProblem[];
+  /** The last WAL sync asked for; the next one starts after it (see #sync). */
+  #syncTail: Promise<void> = Promise.resolve();
 
   private constructor(memory: MemoryLogStorage, wal: WriteAheadLog, snapshotter: Snapshotter, skipped: SnapshotFileProblem[]) {
     this.#memory = memory;
@@ -59,7 +63,11 @@ export class DiskLogStorage implements LogStorage, WritableLogStorage {
     const snapDir = join(options.dir, "snap");
     await mkdir(walDir, { recursive: true });
     await mkdir(snapDir, { recursive: true });
-    const snapshotter = new Snapshotter({ dir: snapDir, logger: options.logger });
+    const snapshotter = new Snapshotter({
+      dir: snapDir,
+      logger: options.logger,
+      ...(options.openSnapshotFile === undefined ? {} : { openFile: options.openSnapshotFile }),
+    });
     const { snapshot, skipped } = await snapshotter.loadNewest();
     const afterIndex = snapshot?.metadata.index ?? 0;
     const { wal, state } = await WriteAheadLog.open({
@@ -126,7 +134,7 @@ export class DiskLogStorage implements LogStorage, WritableLogStorage {
     this.#wal.append(batch.entries);
     if (batch.hardState !== null) this.#wal.setHardState(batch.hardState);
     // Records that need no fsync stay buffered and go out with the next one that does.
-    if (this.#mustSync(batch)) await this.#wal.sync();
+    if (this.#mustSync(batch)) await this.#sync();
     if (batch.snapshot !== null) this.#memory.applySnapshot(batch.snapshot);
     this.#memory.append(batch.entries);
     if (batch.hardState !== null) this.#memory.setHardState(batch.hardState);
@@ -144,10 +152,24 @@ export class DiskLogStorage implements LogStorage, WritableLogStorage {
     return batch.hardState.term !== previous.term || batch.hardState.vote !== previous.vote;
   }
 
+  /**
+   * The WAL allows one sync() at a time, and a snapshot being written in the background
+   * (createSnapshot) syncs its marker while the driver's save() may be syncing a Ready: each
+   * sync waits for the one before. A sync writes whatever is buffered when it starts, so
+   * records buffered meanwhile go out with the next one and nothing is reordered.
+   */
+  #sync(): Promise<void> {
+    const run = this.#syncTail.then(() => this.#wal.sync());
+    // The chain only orders syncs: a failure reaches the caller through `run`, and the WAL
+    // refuses every later sync itself (WalSyncError), so the next caller learns of it too.
+    this.#syncTail = run.catch(() => undefined);
+    return run;
+  }
+
   /** Unlike save(), always fsyncs: the caller asked for this state to be durable. */
   async setHardState(state: HardState): Promise<void> {
     this.#wal.setHardState(state);
-    await this.#wal.sync();
+    await this.#sync();
     this.#memory.setHardState(state);
   }
 
@@ -168,16 +190,27 @@ export class DiskLogStorage implements LogStorage, WritableLogStorage {
     await this.save({ snapshot, entries: [], hardState: null });
   }
 
-  /** Creates the snapshot in memory, then writes its file and WAL marker durably. */
+  /**
+   * Creates the snapshot in memory (synchronously, before the first await: the core may
+   * send it to a lagging follower at once), then writes its file and WAL marker durably.
+   * May run while save() calls go on (the driver writes snapshots in the background), but
+   * not beside another createSnapshot() or a save() that carries a snapshot: they share the
+   * snapshot directory.
+   */
   async createSnapshot(index: number, confState: ConfState, data: Uint8Array): Promise<Snapshot> {
     const snapshot = this.#memory.createSnapshot(index, confState, data);
+    // The marker must never reach the WAL before the file it names is durable.
     await this.#snapshotter.save(snapshot);
     this.#wal.markSnapshot({ index: snapshot.metadata.index, term: snapshot.metadata.term }, { resetsLog: false });
-    await this.#wal.sync();
+    await this.#sync();
     return snapshot;
   }
 
-  /** Releases entries up to `index` in memory and the WAL segments wholly before it. */
+  /**
+   * Releases entries up to `index` in memory and the WAL segments wholly before it. Call
+   * only once a snapshot at or after `index` is durable (createSnapshot resolved): the
+   * released segments are gone for good.
+   */
   async compact(index: number): Promise<void> {
     this.#memory.compact(index);
     await this.#wal.releaseBefore(index);
@@ -188,7 +221,7 @@ export class DiskLogStorage implements LogStorage, WritableLogStorage {
    * keeps everything it knew committed, which --force-new-cluster relies on.
    */
   async flush(): Promise<void> {
-    await this.#wal.sync();
+    await this.#sync();
   }
 
   async close(): Promise<void> {

@@ -155,6 +155,32 @@ test("applyConfChange returns the configuration including removed ids", () => {
   assert.deepEqual(afterRemove, { voters: [1, 3], learners: [4], removed: [2] });
 });
 
+test("add-learner on a voter demotes it; the last voter is neither demoted nor removed", () => {
+  const node = newRawNode(1, [1, 2, 3], new MemoryLogStorage());
+  const learner = { type: "add-learner" as const, context: new Uint8Array(0) };
+  assert.deepEqual(node.applyConfChange({ ...learner, nodeId: 2 }), { voters: [1, 3], learners: [2], removed: [] });
+  assert.deepEqual(node.applyConfChange({ ...learner, nodeId: 3 }), { voters: [1], learners: [2, 3], removed: [] });
+  assert.deepEqual(node.applyConfChange({ ...learner, nodeId: 1 }), { voters: [1], learners: [2, 3], removed: [] });
+  const removeLast = node.applyConfChange({ type: "remove-node", nodeId: 1, context: new Uint8Array(0) });
+  assert.deepEqual(removeLast, { voters: [1], learners: [2, 3], removed: [] });
+  assert.deepEqual(node.applyConfChange({ type: "add-voter", nodeId: 2, context: new Uint8Array(0) }), {
+    voters: [1, 2],
+    learners: [3],
+    removed: [],
+  });
+});
+
+test("a leader refuses to propose the demotion of the last voter", () => {
+  const storage = new MemoryLogStorage();
+  const node = newRawNode(1, [1], storage);
+  node.campaign();
+  drain(node, storage);
+  assert.throws(
+    () => node.proposeConfChange({ type: "add-learner", nodeId: 1, context: new Uint8Array(0) }),
+    (error: unknown) => error instanceof ProposalDroppedError && /last voter/.test(error.message),
+  );
+});
+
 test("a pino logger fits RaftLogger and receives the core's role changes", () => {
   const lines: string[] = [];
   const destination = { write: (line: string): void => void lines.push(line) };

@@ -11,6 +11,7 @@ import { RaftNode } from "../../../src/raft/node.js";
 import type { AppliedEntry, RaftMember, StateMachine } from "../../../src/raft/node.js";
 import { createGrpcRaftTransport } from "../../../src/raft/transport/transport.js";
 import type { RaftTransport } from "../../../src/raft/transport/transport.js";
+import type { SnapshotFileOpener } from "../../../src/raft/snap/snapshotter.js";
 import type { SegmentOpener } from "../../../src/raft/wal/wal.js";
 
 export const testLogger = pino({ level: process.env.SHOAL_TEST_LOG ?? "silent" });
@@ -31,13 +32,30 @@ export class RecordingStateMachine implements StateMachine {
   }
 }
 
-export async function waitFor<T>(what: string, probe: () => T | undefined | false, deadlineMs = 10_000): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  probe: () => T | undefined | false | Promise<T | undefined | false>,
+  deadlineMs = 10_000,
+): Promise<T> {
   const deadline = Date.now() + deadlineMs;
   for (;;) {
-    const value = probe();
+    const value = await probe();
     if (value !== undefined && value !== false) return value;
     if (Date.now() > deadline) throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** Settles as `promise` does, or fails once `deadlineMs` pass: for tests whose bug is a hang. */
+export async function settlesWithin<T>(what: string, promise: Promise<T>, deadlineMs = 2_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${deadlineMs} ms`)), deadlineMs);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -54,8 +72,11 @@ export interface TestMember {
 export interface TestClusterOptions {
   readonly snapshotEveryEntries?: number;
   readonly tickMs?: number;
+  readonly segmentBytesTarget?: number;
   /** Opens each member's WAL segments (fault and timing injection); real files by default. */
   readonly walOpenSegment?: (id: NodeId) => SegmentOpener;
+  /** Opens each member's snapshot files for writing (timing injection); real files by default. */
+  readonly snapshotOpenFile?: (id: NodeId) => SnapshotFileOpener;
 }
 
 /** Raft members in one process over real gRPC on loopback, with real WALs in temp dirs. */
@@ -118,7 +139,9 @@ export class TestCluster {
       // 50 ms ticks (elections after 0.5-1 s) keep tests quick without spurious elections on a busy CI box.
       tickMs: this.#options.tickMs ?? 50,
       ...(this.#options.snapshotEveryEntries === undefined ? {} : { snapshotEveryEntries: this.#options.snapshotEveryEntries, snapshotCatchUpEntries: 5 }),
+      ...(this.#options.segmentBytesTarget === undefined ? {} : { segmentBytesTarget: this.#options.segmentBytesTarget }),
       ...(this.#options.walOpenSegment === undefined ? {} : { walOpenSegment: this.#options.walOpenSegment(id) }),
+      ...(this.#options.snapshotOpenFile === undefined ? {} : { snapshotOpenFile: this.#options.snapshotOpenFile(id) }),
       onFatalError: (error) => {
         this.fatalErrors.push(error);
       },

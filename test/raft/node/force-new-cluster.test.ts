@@ -64,7 +64,7 @@ test("forceNewCluster refuses a directory without raft state and a member that i
   );
 });
 
-test("confStateAfter follows the core's rules for additions, promotions and removals", () => {
+test("confStateAfter follows the core's rules for additions, promotions, demotions and removals", () => {
   const start = { voters: [1, 2], learners: [], removed: [] };
   const withLearner = confStateAfter(start, { type: "add-learner", nodeId: 3, context: new Uint8Array() });
   assert.deepEqual(withLearner, { voters: [1, 2], learners: [3], removed: [] });
@@ -76,6 +76,9 @@ test("confStateAfter follows the core's rules for additions, promotions and remo
   assert.deepEqual(confStateAfter(removed, { type: "add-voter", nodeId: 2, context: new Uint8Array() }), removed);
   const last = { voters: [1], learners: [], removed: [] };
   assert.deepEqual(confStateAfter(last, { type: "remove-node", nodeId: 1, context: new Uint8Array() }), last);
+  // add-learner on a voter demotes it, except the last one.
+  assert.deepEqual(confStateAfter(promoted, { type: "add-learner", nodeId: 1, context: new Uint8Array() }), { voters: [2, 3], learners: [1], removed: [] });
+  assert.deepEqual(confStateAfter(last, { type: "add-learner", nodeId: 1, context: new Uint8Array() }), last);
 });
 
 test("a survivor of a three-member cluster restarts alone with every committed entry and takes writes", async (t) => {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -7,7 +8,11 @@ import { test } from "node:test";
 import { pino } from "pino";
 
 import type { Entry } from "../../../src/raft/core/types.js";
+import { snapshotFileName, Snapshotter } from "../../../src/raft/snap/snapshotter.js";
 import { DiskLogStorage } from "../../../src/raft/wal/disk-storage.js";
+import { waitFor } from "../node/cluster.js";
+import { GatedFsync } from "../node/gated-fsync.js";
+import { GatedSnapshotSync } from "../node/gated-snapshot-sync.js";
 import { logStorageSuite } from "../storage/log-storage-suite.js";
 
 const logger = pino({ level: "silent" });
@@ -71,4 +76,66 @@ test("DiskLogStorage: a snapshot received from a leader replaces the log durably
   assert.equal(reopened.firstIndex(), 101);
   assert.equal(reopened.lastIndex(), 101);
   assert.equal(reopened.initialState().hardState.commit, 100);
+});
+
+test("DiskLogStorage: a crash between a snapshot's durable file and its WAL marker restarts from that snapshot", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), "shoal-disk-storage-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const storage = await DiskLogStorage.open({ dir, logger, segmentBytesTarget: 512 });
+  const entries = Array.from({ length: 30 }, (_, i) => entry(1, i + 1));
+  await storage.save({ snapshot: null, entries, hardState: { term: 1, vote: 1, commit: 30 } });
+  await storage.close();
+  // What createSnapshot leaves when the process dies right after the file's fsync: the
+  // file, no marker, no compaction; and a later snapshot's unfinished temporary file.
+  const snapshotter = new Snapshotter({ dir: join(dir, "snap"), logger });
+  await snapshotter.save({ metadata: { index: 20, term: 1, confState: { voters: [1], learners: [] } }, data: Buffer.from("state@20") });
+  await writeFile(join(dir, "snap", `${snapshotFileName(1, 25)}.tmp`), Buffer.from("torn"));
+
+  const reopened = await DiskLogStorage.open({ dir, logger, segmentBytesTarget: 512 });
+  t.after(() => reopened.close());
+  assert.equal(reopened.snapshot().metadata.index, 20);
+  assert.equal(Buffer.from(reopened.snapshot().data).toString(), "state@20");
+  assert.equal(reopened.firstIndex(), 21);
+  assert.equal(reopened.lastIndex(), 30);
+  assert.equal(reopened.initialState().hardState.commit, 30);
+  assert.deepEqual(reopened.skippedSnapshots(), []);
+});
+
+test("DiskLogStorage: a snapshot written in the background syncs its marker after a save's fsync, never beside it", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), "shoal-disk-storage-"));
+  const walGate = new GatedFsync();
+  const snapshotGate = new GatedSnapshotSync();
+  t.after(async () => {
+    await walGate.dispose();
+    await snapshotGate.dispose();
+    await rm(dir, { recursive: true, force: true });
+  });
+  const storage = await DiskLogStorage.open({ dir, logger, openSegment: walGate.open, openSnapshotFile: snapshotGate.open });
+  await storage.save({ snapshot: null, entries: Array.from({ length: 20 }, (_, i) => entry(1, i + 1)), hardState: { term: 1, vote: 1, commit: 20 } });
+  snapshotGate.close();
+  const snapshot = storage.createSnapshot(15, { voters: [1], learners: [] }, Buffer.from("state@15"));
+  await waitFor("the snapshot file's fsync to be held", () => snapshotGate.held() === 1);
+  walGate.close();
+  const save = storage.save({ snapshot: null, entries: [entry(2, 21)], hardState: { term: 2, vote: 1, commit: 20 } });
+  await waitFor("the save's fsync to be held", () => walGate.held() === 1);
+  let snapshotSettled = false;
+  const snapshotDone = snapshot.finally(() => {
+    snapshotSettled = true;
+  });
+  snapshotGate.openGate();
+  await waitFor("the snapshot file to be in place", () => existsSync(join(dir, "snap", snapshotFileName(1, 15))));
+  // Its marker must now wait for the save's fsync: that nothing settles can only be
+  // watched over a window (a second sync beside the first would fail at once).
+  const windowEnds = Date.now() + 100;
+  while (Date.now() < windowEnds && !snapshotSettled) await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.equal(snapshotSettled, false, "the snapshot finished while the save's fsync was held");
+  walGate.openGate();
+  await Promise.all([save, snapshotDone]);
+  await storage.compact(15);
+  await storage.close();
+  const reopened = await DiskLogStorage.open({ dir, logger });
+  t.after(() => reopened.close());
+  assert.equal(reopened.snapshot().metadata.index, 15);
+  assert.equal(reopened.lastIndex(), 21);
+  assert.equal(reopened.initialState().hardState.term, 2);
 });
