@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { TestContext } from "node:test";
 
 import { pino } from "pino";
 
@@ -184,4 +185,39 @@ export class TestCluster {
     await rm(this.#root, { recursive: true, force: true });
     assert.deepEqual(this.fatalErrors.map((error) => error.message), [], "a raft member stopped on a fatal error");
   }
+}
+
+/** A gate over one member's fsyncs: GatedFsync (WAL segments) or GatedSnapshotSync (snapshot files). */
+export interface MemberGate {
+  readonly open: unknown;
+  openGate(): void;
+  dispose(): Promise<void>;
+}
+
+/**
+ * A 3-member cluster where each member gets a fresh gate from `newGate`, plugged in by
+ * `plug` (as walOpenSegment or snapshotOpenFile). When the test ends every gate opens, the
+ * cluster closes, and then the gates are disposed.
+ */
+export async function startGatedCluster<Gate extends MemberGate>(
+  t: TestContext,
+  options: TestClusterOptions,
+  newGate: () => Gate,
+  plug: (openerOf: (id: NodeId) => Gate["open"]) => TestClusterOptions,
+): Promise<{ cluster: TestCluster; gates: Map<NodeId, Gate> }> {
+  const gates = new Map<NodeId, Gate>();
+  const cluster = await TestCluster.start(3, {
+    ...options,
+    ...plug((id) => {
+      const gate = newGate();
+      gates.set(id, gate);
+      return gate.open;
+    }),
+  });
+  t.after(async () => {
+    for (const gate of gates.values()) gate.openGate();
+    await cluster.close();
+    for (const gate of gates.values()) await gate.dispose();
+  });
+  return { cluster, gates };
 }

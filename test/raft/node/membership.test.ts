@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 
 import { FailedPreconditionError, UnavailableError } from "../../../src/common/errors.js";
-import { NotLeaderError } from "../../../src/raft/node.js";
-import { settlesWithin, TestCluster, waitFor } from "./cluster.js";
+import { NotLeaderError, type RaftNode } from "../../../src/raft/node.js";
+import { settlesWithin, startGatedCluster, TestCluster, waitFor } from "./cluster.js";
 import { GatedFsync } from "./gated-fsync.js";
 
 function isNotLeader(leader: number): (error: unknown) => boolean {
@@ -40,19 +40,7 @@ test("every membership change on a follower is refused at once with NotLeaderErr
 });
 
 test("a membership change made while the leader is stepping down fails at once instead of hanging", async (t) => {
-  const gates = new Map<number, GatedFsync>();
-  const cluster = await TestCluster.start(3, {
-    walOpenSegment: (id) => {
-      const gate = new GatedFsync();
-      gates.set(id, gate);
-      return gate.open;
-    },
-  });
-  t.after(async () => {
-    for (const gate of gates.values()) gate.openGate();
-    await cluster.close();
-    for (const gate of gates.values()) await gate.dispose();
-  });
+  const { cluster, gates } = await startGatedCluster(t, {}, () => new GatedFsync(), (openerOf) => ({ walOpenSegment: openerOf }));
   const old = await cluster.leader();
   const target = cluster.members.find((member) => member.id !== old.id);
   const gate = gates.get(old.id);
@@ -81,7 +69,8 @@ test("a membership change made while the leader is stepping down fails at once i
   gate.openGate();
 });
 
-test("a pending membership change is rejected when the leader loses its quorum", async (t) => {
+/** The leader of a 3-member cluster, with an entry of its term committed and both followers then stopped. */
+async function leaderWithoutQuorum(t: TestContext): Promise<RaftNode> {
   const cluster = await TestCluster.start(3);
   t.after(() => cluster.close());
   const leader = await cluster.leader();
@@ -90,28 +79,26 @@ test("a pending membership change is rejected when the leader loses its quorum",
   for (const member of cluster.members) {
     if (member.id !== leader.id) await cluster.stopMember(member.id);
   }
-  const change = leader.node.addLearner({ id: 9, address: "127.0.0.1:1" });
-  await assert.rejects(leader.node.addLearner({ id: 9, address: "127.0.0.1:1" }), FailedPreconditionError);
+  return leader.node;
+}
+
+test("a pending membership change is rejected when the leader loses its quorum", async (t) => {
+  const node = await leaderWithoutQuorum(t);
+  const change = node.addLearner({ id: 9, address: "127.0.0.1:1" });
+  await assert.rejects(node.addLearner({ id: 9, address: "127.0.0.1:1" }), FailedPreconditionError);
   // check-quorum makes the leader step down within an election timeout or two.
   await settlesWithin(
     "the stranded membership change",
     assert.rejects(change, (error: unknown) => error instanceof UnavailableError && /lost raft leadership/.test(error.message)),
     5_000,
   );
-  assert.notEqual(leader.node.status().role, "leader");
+  assert.notEqual(node.status().role, "leader");
 });
 
 test("a membership change wait can be cancelled with its signal", async (t) => {
-  const cluster = await TestCluster.start(3);
-  t.after(() => cluster.close());
-  const leader = await cluster.leader();
-  assert.ok(leader.node);
-  await leader.node.propose(Buffer.from("own term committed"));
-  for (const member of cluster.members) {
-    if (member.id !== leader.id) await cluster.stopMember(member.id);
-  }
+  const node = await leaderWithoutQuorum(t);
   const controller = new AbortController();
-  const change = leader.node.addLearner({ id: 9, address: "127.0.0.1:1" }, { signal: controller.signal });
+  const change = node.addLearner({ id: 9, address: "127.0.0.1:1" }, { signal: controller.signal });
   controller.abort();
   await settlesWithin("the cancelled wait", assert.rejects(change, (error: unknown) => error instanceof Error && error.name === "CancelledError"));
 });

@@ -6,7 +6,7 @@ import type { TestContext } from "node:test";
 import { UnavailableError } from "../../../src/common/errors.js";
 import { leaderChangedChannel, NotLeaderError } from "../../../src/raft/node.js";
 import type { LeaderChange } from "../../../src/raft/node.js";
-import { TestCluster, waitFor } from "./cluster.js";
+import { startGatedCluster, TestCluster, waitFor } from "./cluster.js";
 import type { TestMember } from "./cluster.js";
 import { GatedFsync } from "./gated-fsync.js";
 
@@ -148,20 +148,7 @@ async function gatedCluster(
   t: TestContext,
   options: { snapshotEveryEntries?: number } = {},
 ): Promise<{ cluster: TestCluster; gates: Map<number, GatedFsync>; leader: TestMember; index: number }> {
-  const gates = new Map<number, GatedFsync>();
-  const cluster = await TestCluster.start(3, {
-    ...options,
-    walOpenSegment: (id) => {
-      const gate = new GatedFsync();
-      gates.set(id, gate);
-      return gate.open;
-    },
-  });
-  t.after(async () => {
-    for (const gate of gates.values()) gate.openGate();
-    await cluster.close();
-    for (const gate of gates.values()) await gate.dispose();
-  });
+  const { cluster, gates } = await startGatedCluster(t, options, () => new GatedFsync(), (openerOf) => ({ walOpenSegment: openerOf }));
   const leader = await cluster.leader();
   assert.ok(leader.node !== null);
   const { index } = await leader.node.propose(Buffer.from("warm up"));

@@ -6,7 +6,7 @@ import { test } from "node:test";
 import type { TestContext } from "node:test";
 
 import { DiskLogStorage } from "../../../src/raft/wal/disk-storage.js";
-import { settlesWithin, TestCluster, testLogger, waitFor } from "./cluster.js";
+import { settlesWithin, startGatedCluster, testLogger, waitFor } from "./cluster.js";
 import { GatedSnapshotSync } from "./gated-snapshot-sync.js";
 
 /**
@@ -55,22 +55,10 @@ async function walSegments(dataDir: string): Promise<string[]> {
 }
 
 test("a snapshot's slow file write holds up no Ready, and the log is compacted only once the file is durable", async (t) => {
-  const gates = new Map<number, GatedSnapshotSync>();
-  const cluster = await TestCluster.start(3, {
-    snapshotEveryEntries: 20,
-    // Small segments, so that compaction has whole segments to release.
-    segmentBytesTarget: 256,
-    snapshotOpenFile: (id) => {
-      const gate = new GatedSnapshotSync();
-      gates.set(id, gate);
-      return gate.open;
-    },
-  });
-  t.after(async () => {
-    for (const gate of gates.values()) gate.openGate();
-    await cluster.close();
-    for (const gate of gates.values()) await gate.dispose();
-  });
+  // Small segments, so that compaction has whole segments to release.
+  const { cluster, gates } = await startGatedCluster(t, { snapshotEveryEntries: 20, segmentBytesTarget: 256 }, () => new GatedSnapshotSync(), (openerOf) => ({
+    snapshotOpenFile: openerOf,
+  }));
   const leader = await cluster.leader();
   const gate = gates.get(leader.id);
   const node = leader.node;
@@ -114,20 +102,7 @@ test("a snapshot's slow file write holds up no Ready, and the log is compacted o
 });
 
 test("a leader's snapshot that arrives while a local one is being written waits for it", async (t) => {
-  const gates = new Map<number, GatedSnapshotSync>();
-  const cluster = await TestCluster.start(3, {
-    snapshotEveryEntries: 20,
-    snapshotOpenFile: (id) => {
-      const gate = new GatedSnapshotSync();
-      gates.set(id, gate);
-      return gate.open;
-    },
-  });
-  t.after(async () => {
-    for (const gate of gates.values()) gate.openGate();
-    await cluster.close();
-    for (const gate of gates.values()) await gate.dispose();
-  });
+  const { cluster, gates } = await startGatedCluster(t, { snapshotEveryEntries: 20 }, () => new GatedSnapshotSync(), (openerOf) => ({ snapshotOpenFile: openerOf }));
   const leader = await cluster.leader();
   const follower = cluster.members.find((member) => member.id !== leader.id);
   const gate = follower === undefined ? undefined : gates.get(follower.id);
