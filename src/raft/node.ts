@@ -23,7 +23,7 @@ import {
   encodeSnapshotEnvelope,
 } from "./node/envelope.js";
 import { coalesceMessages } from "./node/coalesce.js";
-import { CommitNoticeHold, commitNoticeDelayMsDefault } from "./node/commit-notices.js";
+import { CommitNoticeHold, commitNoticeDelayMs } from "./node/commit-notices.js";
 import { PendingReads } from "./node/pending-reads.js";
 import type { SnapshotFileOpener } from "./snap/snapshotter.js";
 import type { RaftTransport } from "./transport/transport.js";
@@ -100,8 +100,6 @@ export interface RaftNodeOptions {
   readonly heartbeatTicks?: number;
   readonly snapshotEveryEntries?: number;
   readonly snapshotCatchUpEntries?: number;
-  /** How long a leader holds a commit notice for the next append to carry; see CommitNoticeHold. */
-  readonly commitNoticeDelayMs?: number;
   readonly segmentBytesTarget?: number;
   /** Fault-injection seam for tests (a failing fsync); see WalOptions.openSegment. */
   readonly walOpenSegment?: SegmentOpener;
@@ -266,7 +264,7 @@ export class RaftNode {
     this.#reads = new PendingReads({ clock: this.#clock, timeoutMs: this.#tickMs * this.#electionTicks * 2 });
     this.#leaderSends = new CommitNoticeHold({
       clock: this.#clock,
-      delayMs: options.commitNoticeDelayMs ?? commitNoticeDelayMsDefault,
+      delayMs: commitNoticeDelayMs,
       send: (messages) => this.#transport.send(messages),
     });
     this.#rawNode = new RawNode({

@@ -56,51 +56,42 @@ describe("role changes and join availability", { skip: labSkipReason }, () => {
     await testLab?.close();
   });
 
-  async function promote(nodeId: string): Promise<number> {
+  /**
+   * Gives w1 (nodeId) `role` and answers the ms until it has settled: a reachable raft member serving
+   * the manager API, or out of raft and no longer serving it.
+   */
+  async function changeRole(nodeId: string, role: "manager" | "worker"): Promise<number> {
     const started = Date.now();
-    await setRole(m1, nodeId, "manager");
+    await setRole(m1, nodeId, role);
+    const manager = role === "manager";
     await waitFor(
-      "the promoted worker to be a reachable raft member serving the manager API",
+      manager ? "the promoted worker to be a reachable raft member serving the manager API" : "the demoted manager out of raft, no longer serving the manager API",
       async () => {
         const row = (await nodeRows(m1)).find((candidate) => candidate.id === nodeId);
-        return row?.role === "manager" && row.reachability === "reachable" && (await controlAvailable(w1)) ? true : undefined;
+        const settled = row?.role === role && row.reachability === (manager ? "reachable" : "") && (await controlAvailable(w1)) === manager;
+        return settled ? true : undefined;
       },
       { timeoutMs: 30_000, intervalMs: 20 },
     );
     return Date.now() - started;
   }
 
-  async function demote(nodeId: string): Promise<number> {
-    const started = Date.now();
-    await setRole(m1, nodeId, "worker");
-    await waitFor(
-      "the demoted manager out of raft, no longer serving the manager API",
-      async () => {
-        const row = (await nodeRows(m1)).find((candidate) => candidate.id === nodeId);
-        return row?.role === "worker" && row.reachability === "" && !(await controlAvailable(w1)) ? true : undefined;
-      },
-      { timeoutMs: 30_000, intervalMs: 20 },
-    );
-    const elapsedMs = Date.now() - started;
-    await waitFor("the demoted node ready as a worker", async () => ((await nodeRows(m1)).find((row) => row.id === nodeId)?.state === "ready" ? true : undefined), {
-      timeoutMs: 20_000,
-      intervalMs: 50,
-    });
-    return elapsedMs;
-  }
-
   // Three rounds: with 4 s certificate polling, every promotion beating the deadline by luck is unlikely.
   test(`a promoted worker is a reachable manager within ${promotionDeadlineMs} ms; a demoted one leaves raft on its store's event`, async (t) => {
     const w1Id = await nodeIdOf(w1);
     for (const round of [1, 2, 3]) {
-      const promotedMs = await promote(w1Id);
+      const promotedMs = await changeRole(w1Id, "manager");
       t.diagnostic(`round ${round}: promote -> reachable manager ${promotedMs} ms`);
       assert.ok(promotedMs < promotionDeadlineMs, `round ${round}: the promotion took ${promotedMs} ms`);
       // The leader tells reachability first-hand, itself included.
       assert.equal((await nodeRows(m1)).find((candidate) => candidate.leader)?.reachability, "reachable");
-      const demotedMs = await demote(w1Id);
+      const demotedMs = await changeRole(w1Id, "worker");
       t.diagnostic(`round ${round}: demote -> out of raft ${demotedMs} ms`);
       assert.ok(demotedMs < promotionDeadlineMs, `round ${round}: the demotion took ${demotedMs} ms`);
+      await waitFor("the demoted node ready as a worker", async () => ((await nodeRows(m1)).find((row) => row.id === w1Id)?.state === "ready" ? true : undefined), {
+        timeoutMs: 20_000,
+        intervalMs: 50,
+      });
     }
   });
 
@@ -130,8 +121,8 @@ describe("role changes and join availability", { skip: labSkipReason }, () => {
 
   test("a follower shows the other followers' reachability as the leader sees it, not unknown", async () => {
     // w2 joined as a manager above; with w1 promoted, w2 is a follower that never hears from w1.
-    await promote(await nodeIdOf(w1));
     const w1Id = await nodeIdOf(w1);
+    await changeRole(w1Id, "manager");
     await waitFor("w2 to list w1 as a reachable manager", async () => {
       const rows = await nodeRows(w2);
       return rows.find((row) => row.id === w1Id)?.reachability === "reachable" && rows.filter((row) => row.role === "manager").every((row) => row.reachability === "reachable") ? true : undefined;

@@ -67,7 +67,7 @@ export class BridgeAddressPool {
     throw new ConflictError(`the bridge subnet ${formatIpv4(this.subnet.network)}/${this.subnet.prefixLength} has no free address: remove stopped containers or give the daemon a larger subnet`);
   }
 
-  /** Marks an address a running container already holds (engine start). */
+  /** Marks an address a running container already holds (engine start); one outside this pool (an earlier subnet) cannot collide and is skipped. */
   reserve(address: string, owner: string): void {
     const value = parseIpv4(address);
     if (value === null || value < this.#first || value > this.#last) return;

@@ -144,12 +144,8 @@ class NetworkManagerImpl implements NetworkManager {
     const attachment: NetworkAttachment = { ...empty, netnsName, ports: [...options.ports] };
     try {
       const address = this.#addresses.allocate(containerId);
-      Object.assign(attachment, {
-        ipAddress: address,
-        prefixLength: this.#addresses.subnet.prefixLength,
-        gateway: this.#addresses.gateway,
-        macAddress: macAddressOf(address),
-      });
+      const macAddress = macAddressOf(address);
+      Object.assign(attachment, { ipAddress: address, prefixLength: this.#addresses.subnet.prefixLength, gateway: this.#addresses.gateway, macAddress });
       await attachToBridge(
         {
           containerNetns: netnsName,
@@ -158,7 +154,7 @@ class NetworkManagerImpl implements NetworkManager {
           address: `${address}/${this.#addresses.subnet.prefixLength}`,
           mtu: bridgeMtu,
           key: containerId,
-          macAddress: macAddressOf(address),
+          macAddress,
           defaultGateway: this.#addresses.gateway,
           hairpin: true,
           createNetns: true,

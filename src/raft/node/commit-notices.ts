@@ -8,10 +8,10 @@ import type { Message, NodeId } from "../core/types.js";
  * commits promptly when the leader goes quiet (a follower's ReadIndex also learns it from
  * the leader's heartbeat, so reads do not wait for this).
  */
-export const commitNoticeDelayMsDefault = 2;
+export const commitNoticeDelayMs = 2;
 
 /** An append without entries: the leader telling a follower its new commit index (or a probe). */
-export function isCommitNotice(message: Message): boolean {
+function isCommitNotice(message: Message): boolean {
   return message.type === "app" && message.entries.length === 0 && message.snapshot === null;
 }
 
@@ -66,15 +66,12 @@ export class CommitNoticeHold {
     if (this.#held.size > 0 && this.#cancelTimer === null) {
       this.#cancelTimer = this.#clock.setTimer(this.#delayMs, () => {
         this.#cancelTimer = null;
-        this.flush();
+        this.#flush();
       });
     }
   }
 
-  /** Sends every held notice now. */
-  flush(): void {
-    this.#cancelTimer?.();
-    this.#cancelTimer = null;
+  #flush(): void {
     if (this.#held.size === 0) return;
     const held = [...this.#held.values()];
     this.#held.clear();
@@ -86,10 +83,5 @@ export class CommitNoticeHold {
     this.#cancelTimer?.();
     this.#cancelTimer = null;
     this.#held.clear();
-  }
-
-  /** How many notices are held, for tests. */
-  heldCount(): number {
-    return this.#held.size;
   }
 }

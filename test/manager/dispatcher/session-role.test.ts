@@ -7,6 +7,7 @@ import type { SessionMessage__Output } from "../../../src/gen/shoal/v1/SessionMe
 import type { NodeAvailability } from "../../../src/manager/objects/index.js";
 import { waitFor } from "../../helpers/wait.js";
 import { newNode } from "../store/fixtures.js";
+import { updateNode } from "../orchestrator/fixtures.js";
 import { StreamRecorder, defer, dispatcherClient, nodeMetadata, startManager, testDescription, unary, type Manager } from "./harness.js";
 
 // A heartbeat period far beyond the test: every message seen here was pushed by a store change.
@@ -45,25 +46,13 @@ test("the session tells the node its desired role at once, and again as soon as 
   const { manager: started, client } = await manager(t);
   const session = await openSession(t, client, "node1");
   assert.equal(session.messages[0]?.role, "worker");
-  await started.store.update((tx) => {
-    const node = tx.get("node", "node1");
-    assert.ok(node !== undefined);
-    tx.update("node", { ...node, spec: { ...node.spec, role: "manager" } });
-  });
+  await updateNode(started.store, "node1", (node) => ({ ...node, spec: { ...node.spec, role: "manager" } }));
   const promoted = await waitFor("a session message with the new role", () => session.messages[1]);
   assert.equal(promoted.role, "manager");
   assert.equal(promoted.sessionId, session.messages[0]?.sessionId);
   // A change that leaves the role and the managers alone sends nothing.
-  await started.store.update((tx) => {
-    const node = tx.get("node", "node1");
-    assert.ok(node !== undefined);
-    tx.update("node", { ...node, spec: { ...node.spec, labels: { zone: "a" } } });
-  });
-  await started.store.update((tx) => {
-    const node = tx.get("node", "node1");
-    assert.ok(node !== undefined);
-    tx.update("node", { ...node, spec: { ...node.spec, role: "worker" } });
-  });
+  await updateNode(started.store, "node1", (node) => ({ ...node, spec: { ...node.spec, labels: { zone: "a" } } }));
+  await updateNode(started.store, "node1", (node) => ({ ...node, spec: { ...node.spec, role: "worker" } }));
   const demoted = await waitFor("a session message for the demotion", () => session.messages[2]);
   assert.equal(demoted.role, "worker");
   assert.equal(session.messages.length, 3);
