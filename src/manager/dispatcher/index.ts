@@ -16,12 +16,11 @@ export {
   encodeNetworkMap,
   isTaskReady,
   networkMapBytesMax,
-  networkMapDebounceMs,
-  networkMapLatencyMsMax,
+  networkMapIntervalMs,
   parseNetworkMap,
   trafficPolicyLabel,
 } from "./network-map.js";
 export type { NetworkMap, NetworkMapNetwork, NetworkMapNode, NetworkMapService, NetworkMapTask } from "./network-map.js";
-export { pendingStatusUpdatesMax, statusFlushGapMs, statusFlushLatencyMsMax } from "./status-batcher.js";
+export { pendingStatusUpdatesMax, statusFlushIntervalMs } from "./status-batcher.js";
 export { encodeTask, parseNodeDescription, parseStatusUpdates, statusUpdatesPerRequestMax } from "./wire.js";
 export type { StatusUpdate } from "./wire.js";

@@ -3,11 +3,11 @@ import { once } from "node:events";
 import type { ServerWritableStream } from "@grpc/grpc-js";
 
 import type { Clock } from "../../common/clock.js";
-import { Debouncer } from "../../common/debounce.js";
+import { Throttle } from "../../common/throttle.js";
 import type { NetworkMapMessage } from "../../gen/shoal/v1/NetworkMapMessage.js";
 import type { NetworkMapRequest__Output } from "../../gen/shoal/v1/NetworkMapRequest.js";
 import type { MemoryStore, StoreEvent } from "../store/index.js";
-import { buildNetworkMap, encodeNetworkMap, networkMapDebounceMs, networkMapLatencyMsMax } from "./network-map.js";
+import { buildNetworkMap, encodeNetworkMap, networkMapIntervalMs } from "./network-map.js";
 
 export type NetworkMapCall = ServerWritableStream<NetworkMapRequest__Output, NetworkMapMessage>;
 
@@ -18,9 +18,8 @@ function mattersToMap(event: StoreEvent): boolean {
 
 /**
  * Sends the whole network map at once, then again whenever it changes: commits are
- * gathered for networkMapDebounceMs (at most networkMapLatencyMsMax after the first; a
- * change after a quiet spell goes at once, see Debouncer), the
- * map is rebuilt from one view, and sent only when it differs from the last one sent.
+ * gathered for at most networkMapIntervalMs (see Throttle), the map is rebuilt from one
+ * view, and sent only when it differs from the last one sent.
  * Returns when `signal` fires; rejects when a write fails.
  */
 export async function streamNetworkMap(options: { call: NetworkMapCall; store: MemoryStore; clock: Clock; signal: AbortSignal }): Promise<void> {
@@ -41,9 +40,9 @@ export async function streamNetworkMap(options: { call: NetworkMapCall; store: M
   const events = store.watch({ signal: AbortSignal.any([signal, stopped.signal]), filter: mattersToMap });
   let sending: Promise<void> = Promise.resolve();
   let failure: Error | undefined;
-  const debounce = new Debouncer({
+  const changes = new Throttle({
     clock,
-    timing: { gapMs: networkMapDebounceMs, latencyMsMax: networkMapLatencyMsMax },
+    intervalMs: networkMapIntervalMs,
     run: () => {
       sending = sending.then(send).catch((error: unknown) => {
         failure = error instanceof Error ? error : new Error(String(error));
@@ -52,16 +51,16 @@ export async function streamNetworkMap(options: { call: NetworkMapCall; store: M
     },
   });
   // The first send just went out.
-  debounce.ranNow();
+  changes.ranNow();
   try {
     for await (const event of events) {
-      if (event.type === "commit" || event.type === "restored") debounce.note();
+      if (event.type === "commit" || event.type === "restored") changes.note();
     }
   } catch (error) {
     // The watch ends with an error when `stopped` fires; the send's failure is what counts.
     if (failure === undefined) throw error;
   } finally {
-    debounce.cancel();
+    changes.cancel();
     await events.return?.();
     await sending;
   }

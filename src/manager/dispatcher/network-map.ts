@@ -17,9 +17,8 @@ export const networkMapTasksMax = 100_000;
  */
 export const trafficPolicyLabel = "shoal.network.traffic-policy";
 
-/** A map is sent at most this long after the first change it reflects, and once changes pause this long. */
-export const networkMapDebounceMs = 50;
-export const networkMapLatencyMsMax = 250;
+/** A node gets at most one map per this interval, and a change within this long of the map before it. */
+export const networkMapIntervalMs = 50;
 
 export interface NetworkMapNode {
   nodeId: string;

@@ -1,5 +1,5 @@
 import type { Clock } from "../../common/clock.js";
-import { Debouncer } from "../../common/debounce.js";
+import { Throttle } from "../../common/throttle.js";
 import {
   FailedPreconditionError,
   InvalidArgumentError,
@@ -13,14 +13,14 @@ import { isForwardTransition, taskStateRank, type TaskStatus } from "../objects/
 import type { MemoryStore, ReadTx } from "../store/index.js";
 import type { StatusUpdate } from "./wire.js";
 
-/** Within a burst, a flush waits this long after the last update for more to arrive (STYLE §9, Debouncer). */
-export const statusFlushGapMs = 50;
 /**
- * ...but never longer than this after the first pending update: with several workers
- * reporting in turn, the gap alone would keep restarting (swarmkit's dispatcher flushes
+ * At most one flush per interval (see Throttle), so an update waits at most this long
+ * after the flush before it. Every hop of a converge or a rollout waits on a flush (the
+ * worker reports the next change once the last is committed), so the interval is short;
+ * a busy cluster still writes at most 50 batches a second (swarmkit's dispatcher flushes
  * every 100 ms, maxBatchInterval).
  */
-export const statusFlushLatencyMsMax = 100;
+export const statusFlushIntervalMs = 20;
 /** Updates waiting for a flush; beyond this, requests are refused until the store catches up. */
 export const pendingStatusUpdatesMax = 10_000;
 
@@ -39,23 +39,23 @@ interface PendingUpdate {
 /**
  * Collects task status updates from every worker and writes them to the store in few
  * transactions: each request is checked against the store when it arrives (so the worker
- * hears about its mistakes), then waits for the debounced flush that commits it.
+ * hears about its mistakes), then waits for the throttled flush that commits it.
  */
 export class StatusBatcher {
   readonly #store: MemoryStore;
   readonly #logger: Logger;
   #pending = new Map<string, PendingUpdate>();
   #waiters: Waiter[] = [];
-  readonly #debounce: Debouncer;
+  readonly #flushes: Throttle;
   #flushing: Promise<void> | undefined;
   #closed = false;
 
   constructor(options: { store: MemoryStore; clock: Clock; logger: Logger }) {
     this.#store = options.store;
     this.#logger = options.logger;
-    this.#debounce = new Debouncer({
+    this.#flushes = new Throttle({
       clock: options.clock,
-      timing: { gapMs: statusFlushGapMs, latencyMsMax: statusFlushLatencyMsMax },
+      intervalMs: statusFlushIntervalMs,
       run: () => this.#startFlush(),
     });
   }
@@ -83,14 +83,14 @@ export class StatusBatcher {
     if (accepted.length === 0) return Promise.resolve();
     for (const update of accepted) this.#pending.set(update.taskId, { nodeId, status: update.status });
     const done = new Promise<void>((resolve, reject) => this.#waiters.push({ resolve, reject }));
-    this.#debounce.note();
+    this.#flushes.note();
     return done;
   }
 
   /** Fails waiting requests and stops timers; a flush in progress finishes. */
   async close(): Promise<void> {
     this.#closed = true;
-    this.#debounce.cancel();
+    this.#flushes.cancel();
     const waiters = this.#waiters;
     this.#waiters = [];
     this.#pending = new Map();
@@ -120,7 +120,7 @@ export class StatusBatcher {
     }
     this.#flushing = this.#flush().finally(() => {
       this.#flushing = undefined;
-      if (this.#pending.size > 0 && !this.#closed) this.#debounce.note();
+      if (this.#pending.size > 0 && !this.#closed) this.#flushes.note();
     });
   }
 

@@ -1,7 +1,6 @@
 export {
-  commitDebounceGapMs,
-  commitLatencyMsMax,
   needsPlacement,
+  passIntervalMs,
   passRetryDelayMs,
   passRetryDelayMsMax,
   Scheduler,

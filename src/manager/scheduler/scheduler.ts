@@ -1,17 +1,18 @@
 import diagnosticsChannel from "node:diagnostics_channel";
 
 import { systemClock, type Clock } from "../../common/clock.js";
-import { Debouncer } from "../../common/debounce.js";
+import { Throttle } from "../../common/throttle.js";
 import { errorMessage, ResourceExhaustedError } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
 import { isTerminalTaskState, taskStateRank, type Node, type Task } from "../objects/index.js";
 import type { MemoryStore, StoreEvent, StoreObjectEvent } from "../store/index.js";
 import { buildNodeInfos, scheduleTasks } from "../../scheduler/index.js";
 
-/** A pass waits until no relevant commit arrived for this long (swarmkit scheduler.go commitDebounceGap)... */
-export const commitDebounceGapMs = 50;
-/** ...but never longer than this after the first change it is waiting on (maxLatency). */
-export const commitLatencyMsMax = 1_000;
+/**
+ * At most one pass per interval (see Throttle): a change waits at most this long after the
+ * pass before it. swarmkit's scheduler debounces by the same 50 ms (commitDebounceGap).
+ */
+export const passIntervalMs = 50;
 /** First wait before retrying a pass that failed (a lost write race, leadership moving); doubles per failure. */
 export const passRetryDelayMs = 200;
 export const passRetryDelayMsMax = 10_000;
@@ -43,17 +44,23 @@ function holdsResources(task: Task): boolean {
   return task.nodeId !== "" && !needsPlacement(task) && !isTerminalTaskState(task.status.state);
 }
 
-/** Whether an event can change what a pass would decide. The scheduler's own writes cannot. */
-function eventMatters(event: StoreObjectEvent): boolean {
+/**
+ * Whether an event can change what a pass would decide. A task that comes to need a node
+ * always can. A node's change, or resources held or freed, can only while some task waits
+ * for a node: otherwise a pass would find nothing to do, yet start an interval that the
+ * next service's tasks would have to wait out (the removal of one service right before
+ * the creation of the next one cost a converge 50 ms).
+ */
+function eventMatters(event: StoreObjectEvent, tasksWaiting: boolean): boolean {
   switch (event.kind) {
     case "node":
-      return true;
+      return tasksWaiting;
     case "task":
       if (event.type === "created") return needsPlacement(event.object);
-      if (event.type === "deleted") return holdsResources(event.object);
+      if (event.type === "deleted") return tasksWaiting && holdsResources(event.object);
       return (
         (needsPlacement(event.object) && !needsPlacement(event.previous)) ||
-        holdsResources(event.object) !== holdsResources(event.previous)
+        (tasksWaiting && holdsResources(event.object) !== holdsResources(event.previous))
       );
     case "service":
     case "cluster":
@@ -76,10 +83,8 @@ export interface SchedulerOptions {
 
 /**
  * The scheduler's driver (swarmkit manager/scheduler/scheduler.go): watches for tasks that
- * need a node and for changes that free or add capacity, waits for commits to stop
- * arriving (commitDebounceGapMs, at most commitLatencyMsMax; a change after a quiet spell
- * goes at once, see Debouncer), then reads nodes and tasks
- * once, places every waiting task in one call to the pure scheduleTasks, and writes the
+ * need a node and for changes that free or add capacity, runs at most once per
+ * passIntervalMs (see Throttle), reads nodes and tasks once, places every waiting task in one call to the pure scheduleTasks, and writes the
  * assignments (state "assigned", nodeId) in one batch. Tasks no node can take move to
  * "pending" with the reason as their status message, written only when it changed.
  */
@@ -88,7 +93,9 @@ export class Scheduler {
   readonly #logger: Logger;
   readonly #clock: Clock;
   #signal: AbortSignal | undefined;
-  readonly #debounce: Debouncer;
+  readonly #passes: Throttle;
+  /** Whether the last pass left tasks without a node (set when it decided, before it committed). */
+  #tasksWaiting = false;
   #cancelRetry: (() => void) | undefined;
   #pass: Promise<void> | undefined;
   #passAgain = false;
@@ -100,9 +107,9 @@ export class Scheduler {
     this.#store = options.store;
     this.#logger = options.logger.child({ component: "scheduler" });
     this.#clock = options.clock ?? systemClock;
-    this.#debounce = new Debouncer({
+    this.#passes = new Throttle({
       clock: this.#clock,
-      timing: { gapMs: commitDebounceGapMs, latencyMsMax: commitLatencyMsMax },
+      intervalMs: passIntervalMs,
       run: () => this.#startPass(),
     });
   }
@@ -117,7 +124,7 @@ export class Scheduler {
     this.#stopped = false;
     try {
       while (!signal.aborted) {
-        const events = this.#store.watch({ signal, filter: (event: StoreEvent) => event.type === "restored" || (event.type !== "commit" && eventMatters(event)) });
+        const events = this.#store.watch({ signal, filter: (event: StoreEvent) => event.type === "restored" || (event.type !== "commit" && eventMatters(event, this.#tasksWaiting)) });
         try {
           // A new leader places whatever was left waiting.
           this.#startPass();
@@ -135,7 +142,7 @@ export class Scheduler {
       }
     } finally {
       this.#stopped = true;
-      this.#debounce.cancel();
+      this.#passes.cancel();
       this.#cancelRetry?.();
       this.#cancelRetry = undefined;
       await this.#pass;
@@ -144,7 +151,7 @@ export class Scheduler {
 
   #noteChange(): void {
     if (this.#stopped || this.#signal?.aborted !== false) return;
-    this.#debounce.note();
+    this.#passes.note();
   }
 
   #startPass(): void {
@@ -153,7 +160,7 @@ export class Scheduler {
       this.#passAgain = true;
       return;
     }
-    this.#debounce.ranNow();
+    this.#passes.ranNow();
     this.#cancelRetry?.();
     this.#cancelRetry = undefined;
     this.#pass = this.#runPass().finally(() => {
@@ -189,10 +196,14 @@ export class Scheduler {
       const tasks = tx.find("task");
       return { nodes: tx.find("node"), waiting: tasks.filter(needsPlacement), holding: tasks.filter(holdsResources) };
     });
-    if (waiting.length === 0) return;
+    if (waiting.length === 0) {
+      this.#tasksWaiting = false;
+      return;
+    }
     const writes = this.#decide(nodes, { waiting, holding });
-    const written = await this.#commit(writes, signal);
     const assigned = writes.filter((write) => write.nodeId !== "").length;
+    this.#tasksWaiting = assigned < waiting.length;
+    const written = await this.#commit(writes, signal);
     const message: TaskAssignedMessage = {
       assigned,
       unschedulable: waiting.length - assigned,

@@ -4,7 +4,7 @@ import { test, type TestContext } from "node:test";
 
 import { parseServiceSpec, type Service } from "../../../src/manager/objects/index.js";
 import { newServiceTask } from "../../../src/manager/orchestrator/index.js";
-import { commitDebounceGapMs, commitLatencyMsMax, Scheduler, type TaskAssignedMessage } from "../../../src/manager/scheduler/index.js";
+import { passIntervalMs, Scheduler, type TaskAssignedMessage } from "../../../src/manager/scheduler/index.js";
 import type { MemoryStore, StoreEvent } from "../../../src/manager/store/index.js";
 import { FakeClock } from "../../helpers/fake-clock.js";
 import { addNodes, advanceUntil, counterIds, makeNode, newStore, quiesce, silentLogger, tasksOf, updateNode } from "../orchestrator/fixtures.js";
@@ -71,8 +71,7 @@ test("after a quiet spell a task is placed at once; the 20 that follow in 20 com
   const harness = await startScheduler(t);
   const { store, clock } = harness;
   await addNodes(store, ["n1", "n2", "n3", "n4"]);
-  // The nodes' changes run their pass within the first gap; the rest is a quiet spell.
-  clock.advance(2 * commitDebounceGapMs);
+  clock.advance(2 * passIntervalMs);
   await quiesce(store);
   const first = await createTask(harness, 0);
   await quiesce(store);
@@ -85,8 +84,8 @@ test("after a quiet spell a task is placed at once; the 20 that follow in 20 com
   for (let slot = 1; slot <= 20; slot += 1) ids.push(await createTask(harness, slot));
   await quiesce(store);
   const batch = (): ReturnType<typeof tasksOf> => tasksOf(store, "s1").filter((task) => task.id !== first);
-  assert.ok(batch().every((task) => task.status.state === "new"), "nothing of the burst is placed before the debounce gap");
-  clock.advance(commitDebounceGapMs);
+  assert.ok(batch().every((task) => task.status.state === "new"), "nothing of the burst is placed within the interval after the last pass");
+  clock.advance(passIntervalMs);
   await advanceUntil(harness, "all assigned", () => batch().every((task) => task.status.state === "assigned"), { stepMs: 1, limitMs: 10 });
   assert.equal(commits.size, 1, "one commit carries every assignment of the burst");
   assert.deepEqual(
@@ -98,28 +97,56 @@ test("after a quiet spell a task is placed at once; the 20 that follow in 20 com
   assert.deepEqual([...perNode.values()].sort(), [5, 5, 5, 6]);
 });
 
-test("a steady stream of commits delays a pass by at most commitLatencyMsMax", async (t) => {
+test("a steady stream of new tasks is placed once per interval, each within an interval of its creation", async (t) => {
   const harness = await startScheduler(t);
   const { store, clock } = harness;
   await addNodes(store, ["n1"]);
-  await advanceUntil(harness, "node pass done", () => true);
-  const firstAt = clock.now();
-  const firstId = await createTask(harness, 1);
-  const assigned = (): boolean => store.view((tx) => tx.get("task", firstId))?.status.state === "assigned";
-  let slot = 2;
-  // A new task every 40 ms never leaves a 50 ms gap.
-  while (!assigned()) {
-    assert.ok(clock.now() - firstAt <= commitLatencyMsMax, "placed within the latency bound");
-    clock.advance(commitDebounceGapMs - 10);
-    await createTask(harness, slot++);
+  clock.advance(2 * passIntervalMs);
+  await quiesce(store);
+  const messages = subscribeAssigned(t);
+  const createdAt = new Map<string, number>();
+  // A new task every 10 ms: a debounce waiting for a quiet gap would never place one.
+  for (let slot = 1; slot <= 20; slot += 1) {
+    createdAt.set(await createTask(harness, slot), clock.now());
+    await quiesce(store);
+    clock.advance(10);
     await quiesce(store);
   }
-  assert.ok(clock.now() - firstAt >= commitLatencyMsMax - commitDebounceGapMs, "the debounce held the pass while commits kept coming");
+  await advanceUntil(harness, "all assigned", () => tasksOf(store, "s1").every((task) => task.status.state === "assigned"), { stepMs: 1, limitMs: passIntervalMs });
+  for (const task of tasksOf(store, "s1")) {
+    const waitedMs = task.status.timestamp - (createdAt.get(task.id) ?? Number.NaN);
+    assert.ok(waitedMs <= passIntervalMs, `task ${task.id} waited ${waitedMs} ms`);
+  }
+  // 200 ms of creations: the first at once, then one pass per 50 ms.
+  assert.ok(messages.length <= 6, `${messages.length} passes for 20 tasks in 200 ms`);
+});
+
+test("with no task waiting, freed resources and node changes start no pass: the next task is placed at once", async (t) => {
+  const harness = await startScheduler(t);
+  const { store, clock } = harness;
+  await addNodes(store, ["n1", "n2"]);
+  clock.advance(2 * passIntervalMs);
+  await quiesce(store);
+  const first = await createTask(harness, 1);
+  await advanceUntil(harness, "first assigned", () => store.view((tx) => tx.get("task", first))?.status.state === "assigned");
+  clock.advance(2 * passIntervalMs);
+  await quiesce(store);
+  // A service removed (its task deleted) and a node heartbeat, right before the next service's task.
+  await store.update((tx) => tx.delete("task", first));
+  await updateNode(store, "n1", (node) => ({ ...node, status: { ...node.status, addr: "10.0.0.1" } }));
+  await quiesce(store);
+  clock.advance(0);
+  await quiesce(store);
+  const next = await createTask(harness, 2);
+  await quiesce(store);
+  clock.advance(0);
+  await quiesce(store);
+  assert.equal(store.view((tx) => tx.get("task", next))?.status.state, "assigned", "the next task waited out an interval started by a pass with nothing to do");
 });
 
 test("a task no node can take is left pending with the reason, written once, and placed when a node fits", async (t) => {
   const harness = await startScheduler(t, { constraints: ["node.labels.zone==mars"] });
-  const { store, clock } = harness;
+  const { store } = harness;
   await addNodes(store, ["n1", "n2", "n3"]);
   const id = await createTask(harness, 1);
   const read = (): ReturnType<typeof tasksOf>[number] | undefined => store.view((tx) => tx.get("task", id));
@@ -128,9 +155,10 @@ test("a task no node can take is left pending with the reason, written once, and
   const version = read()?.meta.version;
 
   // Another pass (a node changed) with the same verdict does not rewrite the task.
+  const passes = subscribeAssigned(t);
   await updateNode(store, "n1", (node) => ({ ...node, status: { ...node.status, addr: "10.0.0.1" } }));
-  clock.advance(commitLatencyMsMax);
-  await quiesce(store);
+  await advanceUntil(harness, "a pass after the node change", () => passes.length > 0);
+  assert.deepEqual(passes.map((pass) => [pass.assigned, pass.unschedulable, pass.written]), [[0, 1, 0]]);
   assert.equal(read()?.meta.version, version, "unchanged explanation, unchanged task");
 
   await store.update((tx) => tx.create("node", makeNode("n4", { labels: { zone: "mars" } })));
