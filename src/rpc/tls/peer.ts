@@ -46,14 +46,31 @@ export function verifyNodeCertificate(certificate: X509Certificate, trust: NodeT
   return identity;
 }
 
+/** Parsed peer certificates kept; a cluster's nodes present few distinct ones. */
+export const parsedPeerCertificatesMax = 256;
+/**
+ * Every call checks its caller, and parsing the certificate was the costly part (a worker
+ * reports and heartbeats over the same connection many times a second during a rollout).
+ * Keyed by the DER bytes, so a renewed certificate is parsed anew; the checks still run
+ * on every call, against the trust and time of that call.
+ */
+const parsedPeerCertificates = new Map<string, X509Certificate>();
+
 function peerCertificateOf(call: AuthenticatedCall): X509Certificate | undefined {
   const raw = call.getAuthContext()?.sslPeerCertificate?.raw;
   if (raw === undefined || raw.length === 0) return undefined;
+  const key = raw.toString("base64");
+  const parsed = parsedPeerCertificates.get(key);
+  if (parsed !== undefined) return parsed;
+  let certificate: X509Certificate;
   try {
-    return new X509Certificate(raw);
+    certificate = new X509Certificate(raw);
   } catch (error) {
     throw new UnauthenticatedError(`the peer certificate does not parse: ${errorMessage(error)}`, { cause: error });
   }
+  if (parsedPeerCertificates.size >= parsedPeerCertificatesMax) parsedPeerCertificates.clear();
+  parsedPeerCertificates.set(key, certificate);
+  return certificate;
 }
 
 /**
