@@ -13,7 +13,7 @@ import { grpcMessageSizeBytesMax } from "../rpc/server.js";
 import { isServiceError, runSession, type SessionPeer } from "./connection.js";
 import type { Executor } from "./controller.js";
 import { createLogPublisher, type LogPublisher, type WorkerLogContainers } from "./logs.js";
-import { TaskDatabase, storedTasksMax, type StoredTask } from "./task-db.js";
+import { TaskDatabase, storedTasksMax, type WorkerRecord } from "./task-db.js";
 import { TaskRunner } from "./task-runner.js";
 
 export const reconnectBackoffMsMin = 100;
@@ -144,12 +144,13 @@ class AgentImpl implements Agent {
     if (this.#stop !== null) throw new FailedPreconditionError("the agent is already started");
     if (options.signal?.aborted === true) throw new CancelledError("agent start cancelled");
     const stored = await this.#database.load();
+    this.#term = stored.term;
     this.#stop = new AbortController();
-    for (const entry of stored) {
+    for (const entry of stored.tasks) {
       this.#addRunner(entry.task);
       if (!entry.reported) this.#unreported.set(entry.task.id, entry.task);
     }
-    this.#logger.info({ tasks: stored.length, managers: this.#addresses }, "agent started");
+    this.#logger.info({ tasks: stored.tasks.length, term: stored.term, managers: this.#addresses }, "agent started");
     this.#loop = this.#connectLoop(this.#stop.signal);
     this.#startLogs();
   }
@@ -266,7 +267,9 @@ class AgentImpl implements Agent {
       this.#logger.warn({ address, messageTerm: term, highestTerm: this.#term }, `refusing a ${kind} message of term ${term} from a deposed leader: term ${this.#term} was already seen`);
       throw new FailedPreconditionError(`manager ${address} sent a ${kind} message of term ${term}, below term ${this.#term} already seen; it is no longer the leader`);
     }
+    if (term === this.#term) return;
     this.#term = term;
+    this.#persist();
   }
 
   #onManagers(message: SessionMessage__Output): void {
@@ -383,8 +386,11 @@ class AgentImpl implements Agent {
     this.#persist();
   }
 
-  #snapshot(): StoredTask[] {
-    return [...this.#runners.values()].map((runner) => ({ task: runner.task, reported: !this.#unreported.has(runner.task.id) }));
+  #snapshot(): WorkerRecord {
+    return {
+      tasks: [...this.#runners.values()].map((runner) => ({ task: runner.task, reported: !this.#unreported.has(runner.task.id) })),
+      term: this.#term,
+    };
   }
 
   /** Saves the task database, coalescing saves requested while one is in progress. */

@@ -8,7 +8,7 @@ export type { EngineParts } from "./engine-adapter.js";
 export { createEngineExecutor, taskContainerLabels, taskContainerName, taskContainerRequest } from "./executor.js";
 export type { ContainerEngine, EngineContainerState, EngineExecutorOptions, TaskContainerRequest } from "./executor.js";
 export { TaskDatabase, parseTaskDatabase, storedTasksMax } from "./task-db.js";
-export type { StoredTask } from "./task-db.js";
+export type { StoredTask, WorkerRecord } from "./task-db.js";
 export { balancerDrainMs, stepRetryDelayMs } from "./task-runner.js";
 export { createLogPublisher, listenRetryMs, listenSessionCheckMs, publishChunkBytesMax, workerSubscriptionsMax, workerSubscriptionTasksMax } from "./logs.js";
 export type { LogPublisher, LogPublisherOptions, WorkerLogContainers } from "./logs.js";

@@ -21,8 +21,18 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
+/** What the worker keeps across restarts. */
+export interface WorkerRecord {
+  tasks: StoredTask[];
+  /**
+   * The highest leader term the agent has seen: a restarted agent must still refuse a
+   * deposed leader. Files written before it was kept have none, read as 0.
+   */
+  term: number;
+}
+
 /** Parses the database file's content; InvalidArgumentError names what is wrong. */
-export function parseTaskDatabase(text: string, path: string): StoredTask[] {
+export function parseTaskDatabase(text: string, path: string): WorkerRecord {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -36,11 +46,14 @@ export function parseTaskDatabase(text: string, path: string): StoredTask[] {
   if (!Array.isArray(tasks) || tasks.length > storedTasksMax) {
     throw new InvalidArgumentError(`${path}: "tasks" must be an array of at most ${storedTasksMax} entries`);
   }
-  return tasks.map((entry: unknown, index): StoredTask => {
+  const term = parsed["term"] ?? 0;
+  if (typeof term !== "number" || !Number.isSafeInteger(term) || term < 0) throw new InvalidArgumentError(`${path}: "term" must be a whole number, 0 or more`);
+  const stored = tasks.map((entry: unknown, index): StoredTask => {
     const at = `${path}: tasks[${index}]`;
     if (!isRecord(entry) || typeof entry["reported"] !== "boolean") throw new InvalidArgumentError(`${at} must be {task, reported}`);
     return { task: parseTask(entry["task"], `${at}.task`), reported: entry["reported"] };
   });
+  return { tasks: stored, term };
 }
 
 /**
@@ -59,24 +72,25 @@ export class TaskDatabase {
     return this.#path;
   }
 
-  /** The stored tasks; none when the file does not exist yet. */
-  async load(): Promise<StoredTask[]> {
+  /** The stored record; no tasks and term 0 when the file does not exist yet. */
+  async load(): Promise<WorkerRecord> {
     let text: string;
     try {
       text = await readFile(this.#path, "utf8");
     } catch (error) {
-      if (error instanceof Error && "code" in error && error.code === "ENOENT") return [];
+      if (error instanceof Error && "code" in error && error.code === "ENOENT") return { tasks: [], term: 0 };
       throw error;
     }
     return parseTaskDatabase(text, this.#path);
   }
 
-  /** Replaces the stored content with `tasks`. */
-  async save(tasks: readonly StoredTask[]): Promise<void> {
+  /** Replaces the stored content. */
+  async save(record: WorkerRecord): Promise<void> {
+    const { tasks, term } = record;
     if (tasks.length > storedTasksMax) throw new InvalidArgumentError(`cannot store ${tasks.length} tasks, more than ${storedTasksMax}`);
     const folder = dirname(this.#path);
     await mkdir(folder, { recursive: true });
-    await writeFileAtomic(this.#path, JSON.stringify({ format: dbFormat, formatVersion: dbFormatVersion, tasks }));
+    await writeFileAtomic(this.#path, JSON.stringify({ format: dbFormat, formatVersion: dbFormatVersion, term, tasks }));
     await syncDirectory(folder);
   }
 }

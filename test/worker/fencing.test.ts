@@ -42,9 +42,9 @@ async function manager(t: TestContext, store: MemoryStore, term: number): Promis
   return started;
 }
 
-async function agent(t: TestContext, managers: string[], engine: FakeEngine, logger: Logger): Promise<Agent> {
-  const dir = await mkdtemp(join(tmpdir(), "shoal-fence-"));
-  defer(t, () => rm(dir, { recursive: true, force: true }));
+async function agent(t: TestContext, managers: string[], engine: FakeEngine, logger: Logger, dataDir?: string): Promise<Agent> {
+  const dir = dataDir ?? (await mkdtemp(join(tmpdir(), "shoal-fence-")));
+  if (dataDir === undefined) defer(t, () => rm(dir, { recursive: true, force: true }));
   const started = createAgent({ dataDir: dir, managers, executor: engine.executor(), logger, callMetadata: { [testNodeIdHeader]: "node1" } });
   await started.start();
   defer(t, () => started.stop());
@@ -147,4 +147,28 @@ test("an agent applies nothing from assignments stamped with a lower term than i
   assert.deepEqual(taskIds(running), ["t1"]);
   assert.deepEqual(engine.callsOf("t1"), ["prepare", "start", "wait"], "t1 was stopped or restarted");
   assert.equal(running.term, 6);
+});
+
+test("a restarted agent still refuses a leader older than the highest term it saw", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), "shoal-fence-"));
+  defer(t, () => rm(dir, { recursive: true, force: true }));
+  const cluster = new MemoryStore({ proposer: null, logger: silentLogger });
+  const deposed = new MemoryStore({ proposer: null, logger: silentLogger });
+  await assignTask(deposed, "t2");
+  const leader = await manager(t, cluster, 5);
+  const engine = new FakeEngine();
+  const before = await agent(t, [leader.address], engine, silentLogger, dir);
+  await waitFor("a session with the term 5 leader", () => (before.connectedTo === leader.address ? true : undefined));
+  await before.stop();
+
+  const stale = await manager(t, deposed, 3);
+  const { logger, warnings } = recordingLogger();
+  const after = await agent(t, [stale.address, leader.address], engine, logger, dir);
+  assert.equal(after.term, 5, "the term seen before the restart was not kept");
+  await waitFor("a session with the term 5 leader", () => (after.connectedTo === leader.address ? true : undefined));
+  assert.ok(
+    warnings.some((message) => message.includes("term 3") && message.includes("term 5")),
+    `no warning naming both terms: ${JSON.stringify(warnings)}`,
+  );
+  assert.deepEqual(engine.callsOf("t2"), [], "the term 3 manager's task was started");
 });

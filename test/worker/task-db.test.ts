@@ -8,19 +8,24 @@ import { InvalidArgumentError } from "../../src/common/errors.js";
 import { TaskDatabase } from "../../src/worker/index.js";
 import { newService, newTask } from "../manager/store/fixtures.js";
 
-test("the task database round-trips tasks and refuses a file that does not parse", async (t) => {
+test("the task database round-trips tasks and the term, and refuses a file that does not parse", async (t) => {
   const dir = await mkdtemp(join(tmpdir(), "shoal-taskdb-"));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const database = new TaskDatabase(dir);
-  assert.deepEqual(await database.load(), [], "no file means no tasks");
+  assert.deepEqual(await database.load(), { tasks: [], term: 0 }, "no file means no tasks");
   const task = { ...newTask("t1", { ...newService("s1", "web"), id: "s1" }, 1, "running"), meta: { version: 4, createdAt: 1, updatedAt: 2 }, nodeId: "n1" };
-  await database.save([{ task, reported: false }]);
-  await database.save([{ task, reported: true }]);
-  assert.deepEqual(await database.load(), [{ task, reported: true }]);
+  await database.save({ tasks: [{ task, reported: false }], term: 3 });
+  await database.save({ tasks: [{ task, reported: true }], term: 4 });
+  assert.deepEqual(await database.load(), { tasks: [{ task, reported: true }], term: 4 });
   assert.deepEqual(await readdir(join(dir, "worker")), ["tasks.json"], "no temporary file is left behind");
 
   await writeFile(database.path, JSON.stringify({ format: "shoal.worker.tasks", formatVersion: 1, tasks: [{ task: { ...task, status: { ...task.status, state: "dancing" } }, reported: true }] }));
   await assert.rejects(database.load(), (error: unknown) => error instanceof InvalidArgumentError && /tasks\[0\]\.task\.status\.state/.test(error.message));
   await writeFile(database.path, "{");
   await assert.rejects(database.load(), InvalidArgumentError);
+  await writeFile(database.path, JSON.stringify({ format: "shoal.worker.tasks", formatVersion: 1, term: -1, tasks: [] }));
+  await assert.rejects(database.load(), (error: unknown) => error instanceof InvalidArgumentError && /"term"/.test(error.message));
+  // Written before the term was kept.
+  await writeFile(database.path, JSON.stringify({ format: "shoal.worker.tasks", formatVersion: 1, tasks: [] }));
+  assert.deepEqual(await database.load(), { tasks: [], term: 0 });
 });
