@@ -22,8 +22,8 @@ export const sessionOpenTimeoutMs = 2_500;
 export const callTimeoutMs = 10_000;
 /**
  * Status reports wait this long for more state changes to send them together. Short: while
- * a report is in flight (the manager answers after its own batched commit, 50 ms or more)
- * the next changes gather anyway; a longer wait only delayed every hop of a rollout.
+ * a report is in flight (the manager answers after its own batched commit, up to 20 ms
+ * later) the next changes gather anyway; a longer wait only delayed every hop of a rollout.
  */
 export const statusReportGapMs = 5;
 /** Status updates per UpdateTaskStatus request (the manager's statusUpdatesPerRequestMax). */

@@ -11,7 +11,7 @@ export const stepRetryDelayMs = 1_000;
 /**
  * How long a running task that load balancers reach (overlay VIPs, ingress ports) keeps
  * serving after it is told to stop: every node's balancer drops it first. The manager sends
- * the network map within 250 ms of the change and each node applies it within 200 ms.
+ * the network map within 50 ms of the change and each node applies it within 200 ms.
  */
 export const balancerDrainMs = 600;
 
