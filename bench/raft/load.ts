@@ -17,13 +17,20 @@ function percentile(sorted: readonly number[], fraction: number): number {
 
 const round2 = (value: number): number => Math.round(value * 100) / 100;
 
-export async function runLoad(options: {
+/** Raw figures of one closed-loop run, to merge with others of the same system (see summarize). */
+export interface LoadSample {
+  readonly latenciesMs: number[];
+  readonly errors: number;
+  readonly wallMs: number;
+}
+
+export async function measureLoad(options: {
   count: number;
   concurrency: number;
   put: (key: string) => Promise<void>;
   prefix: string;
-}): Promise<LoadResult> {
-  const latencies: number[] = [];
+}): Promise<LoadSample> {
+  const latenciesMs: number[] = [];
   let next = 0;
   let errors = 0;
   const errorSamples: string[] = [];
@@ -36,7 +43,7 @@ export async function runLoad(options: {
       const begin = performance.now();
       try {
         await options.put(`${options.prefix}/${worker}/${index}`);
-        latencies.push(performance.now() - begin);
+        latenciesMs.push(performance.now() - begin);
       } catch (error) {
         errors += 1;
         if (errorSamples.length === 0) errorSamples.push(error instanceof Error ? error.message : String(error));
@@ -47,15 +54,30 @@ export async function runLoad(options: {
   const wallMs = performance.now() - start;
   const [firstError] = errorSamples;
   if (firstError !== undefined) process.stderr.write(`load ${options.prefix}: ${errors} errors, first: ${firstError}\n`);
-  latencies.sort((a, b) => a - b);
+  return { latenciesMs, errors, wallMs };
+}
+
+/** One result from several runs: puts/s over their summed wall time, percentiles over all puts. */
+export function summarize(samples: readonly LoadSample[]): LoadResult {
+  const latencies = samples.flatMap((sample) => sample.latenciesMs).sort((a, b) => a - b);
+  const wallMs = samples.reduce((sum, sample) => sum + sample.wallMs, 0);
   return {
     ok: latencies.length,
-    errors,
+    errors: samples.reduce((sum, sample) => sum + sample.errors, 0),
     opsPerSec: round2((latencies.length / wallMs) * 1000),
     p50Ms: round2(percentile(latencies, 0.5)),
     p99Ms: round2(percentile(latencies, 0.99)),
     maxMs: round2(latencies.at(-1) ?? Number.NaN),
   };
+}
+
+export async function runLoad(options: {
+  count: number;
+  concurrency: number;
+  put: (key: string) => Promise<void>;
+  prefix: string;
+}): Promise<LoadResult> {
+  return summarize([await measureLoad(options)]);
 }
 
 /**

@@ -1,14 +1,15 @@
 // Raft benchmark: 3 kv-node processes on loopback (RaftNode + WAL with fsync + gRPC), 256-byte
 // values, committed puts/s and p50/p99 latency at 1, 64 and 1,000 concurrent clients, and
 // leader failover after kill -9 (median of 3: time from the kill to the first successful
-// put). When etcd is on PATH the same load runs against a 3-member etcd in the same run.
+// put). When etcd is on PATH the same load runs against a 3-member etcd in the same run,
+// both clusters up at once so that the one-client phase can alternate between them.
 // Usage: npm run bench -- raft [--quick] [--json]
 import { parseArgs } from "node:util";
 
 import { field, HttpClient, KvCluster } from "./cluster.js";
 import { EtcdCluster, etcdInstalled } from "./etcd.js";
-import { measureFailover, runLoad } from "./load.js";
-import type { LoadResult } from "./load.js";
+import { measureFailover, measureLoad, runLoad, summarize } from "./load.js";
+import type { LoadResult, LoadSample } from "./load.js";
 
 const valueBytes = 256;
 const value = "v".repeat(valueBytes);
@@ -20,7 +21,16 @@ interface SystemFigures {
 }
 
 interface Plan {
-  readonly counts: Record<(typeof concurrencies)[number], number>;
+  /**
+   * The one-client phase runs in this many rounds of c1RoundPuts puts, alternating between
+   * the systems: the machine's other load (other processes share its two cores) changes
+   * from second to second, and back-to-back phases would hand it to one system only. With
+   * a few hundred puts in all, p99 is the few worst puts, which one unlucky moment decides.
+   * Rounds are not shorter because the first puts after a switch find cold caches.
+   */
+  readonly c1Rounds: number;
+  readonly c1RoundPuts: number;
+  readonly counts: Record<64 | 1000, number>;
   /**
    * Puts before any measurement, on both systems, in phases of a given concurrency: enough
    * for V8 to compile shoal's hot paths (a few hundred puts leave them in the interpreter,
@@ -30,6 +40,15 @@ interface Plan {
    */
   readonly warmup: readonly { readonly count: number; readonly concurrency: number }[];
   readonly failovers: number;
+}
+
+/** One system under test: puts go to its current leader. */
+interface BenchSystem {
+  readonly name: string;
+  put(key: string): Promise<void>;
+  /** kill -9 of the leader, ms until a put succeeds on a survivor, then the member restarts. */
+  failover(): Promise<number | null>;
+  close(): Promise<void>;
 }
 
 function median(values: readonly (number | null)[]): number | null {
@@ -49,81 +68,100 @@ async function shoalPut(client: HttpClient, endpoint: string, key: string): Prom
   if (answer.status !== 200) throw new Error(`put answered ${answer.status}: ${String(field(answer.body, "error"))}`);
 }
 
-async function benchShoal(plan: Plan): Promise<SystemFigures> {
+async function startShoal(): Promise<BenchSystem> {
   const cluster = await KvCluster.start({ size: 3 });
   const client = new HttpClient(1100);
-  try {
-    const loads = new Map<number, LoadResult>();
-    let leader = await cluster.leader();
-    let endpoint = cluster.url(leader, "");
-    await warmUp(plan, (key) => shoalPut(client, endpoint, key));
-    for (const concurrency of concurrencies) {
-      const result = await runLoad({
-        count: plan.counts[concurrency],
-        concurrency,
-        prefix: `c${concurrency}`,
-        put: (key) => shoalPut(client, endpoint, key),
+  let endpoint = cluster.url(await cluster.leader(), "");
+  return {
+    name: "shoal",
+    put: (key) => shoalPut(client, endpoint, key),
+    failover: async () => {
+      const killed = await cluster.leader();
+      const survivors = cluster.members.filter((member) => member.id !== killed).map((member) => cluster.url(member.id, ""));
+      const ms = await measureFailover({
+        kill: () => cluster.kill(killed),
+        survivors,
+        put: (target, key) => shoalPut(client, target, key),
+        intervalMs: 10,
+        deadlineMs: 30_000,
       });
-      loads.set(concurrency, result);
-    }
-    const failoverMs: (number | null)[] = [];
-    for (let round = 0; round < plan.failovers; round += 1) {
-      leader = await cluster.leader();
-      const survivors = cluster.members.filter((member) => member.id !== leader).map((member) => cluster.url(member.id, ""));
-      const killed = leader;
-      failoverMs.push(
-        await measureFailover({
-          kill: () => cluster.kill(killed),
-          survivors,
-          put: (target, key) => shoalPut(client, target, key),
-          intervalMs: 10,
-          deadlineMs: 30_000,
-        }),
-      );
       await cluster.startMember(killed);
-      leader = await cluster.leader();
-      endpoint = cluster.url(leader, "");
-    }
-    return { loads, failoverMs };
-  } finally {
-    client.close();
-    await cluster.close();
-  }
+      endpoint = cluster.url(await cluster.leader(), "");
+      return ms;
+    },
+    close: async () => {
+      client.close();
+      await cluster.close();
+    },
+  };
 }
 
-async function benchEtcd(plan: Plan): Promise<SystemFigures> {
+async function startEtcd(): Promise<BenchSystem> {
   const cluster = await EtcdCluster.start();
-  try {
-    const loads = new Map<number, LoadResult>();
-    let leader = await cluster.leader();
-    await warmUp(plan, (key) => cluster.put(cluster.endpoint(leader), key, value));
-    for (const concurrency of concurrencies) {
-      const endpoint = cluster.endpoint(leader);
-      loads.set(
-        concurrency,
-        await runLoad({ count: plan.counts[concurrency], concurrency, prefix: `c${concurrency}`, put: (key) => cluster.put(endpoint, key, value) }),
-      );
-    }
-    const failoverMs: (number | null)[] = [];
-    for (let round = 0; round < plan.failovers; round += 1) {
-      leader = await cluster.leader();
-      const killed = leader;
+  let endpoint = cluster.endpoint(await cluster.leader());
+  return {
+    name: "etcd",
+    put: (key) => cluster.put(endpoint, key, value),
+    failover: async () => {
+      const killed = await cluster.leader();
       const survivors = [0, 1, 2].filter((index) => index !== killed).map((index) => cluster.endpoint(index));
-      failoverMs.push(
-        await measureFailover({
-          kill: () => cluster.kill(killed),
-          survivors,
-          put: (endpoint, key) => cluster.put(endpoint, key, value),
-          intervalMs: 10,
-          deadlineMs: 30_000,
-        }),
-      );
+      const ms = await measureFailover({
+        kill: () => cluster.kill(killed),
+        survivors,
+        put: (target, key) => cluster.put(target, key, value),
+        intervalMs: 10,
+        deadlineMs: 30_000,
+      });
       cluster.startMember(killed, "existing");
-      leader = await cluster.leader();
+      endpoint = cluster.endpoint(await cluster.leader());
+      return ms;
+    },
+    close: () => cluster.close(),
+  };
+}
+
+/** The one-client phase, in rounds alternating between the systems (see Plan.c1Rounds). */
+async function runOneClient(plan: Plan, systems: readonly BenchSystem[]): Promise<Map<BenchSystem, LoadResult>> {
+  const samples = new Map<BenchSystem, LoadSample[]>(systems.map((system) => [system, []]));
+  for (let round = 0; round < plan.c1Rounds; round += 1) {
+    const order = round % 2 === 0 ? systems : [...systems].reverse();
+    for (const system of order) {
+      const sample = await measureLoad({ count: plan.c1RoundPuts, concurrency: 1, prefix: `c1/${round}`, put: (key) => system.put(key) });
+      samples.get(system)?.push(sample);
     }
-    return { loads, failoverMs };
+  }
+  return new Map([...samples].map(([system, runs]) => [system, summarize(runs)]));
+}
+
+/** The concurrent phases, then the failovers, of one system; returns the failover times. */
+async function runConcurrentAndFailovers(plan: Plan, system: BenchSystem, loads: Map<number, LoadResult>): Promise<(number | null)[]> {
+  for (const concurrency of [64, 1000] as const) {
+    loads.set(concurrency, await runLoad({ count: plan.counts[concurrency], concurrency, prefix: `c${concurrency}`, put: (key) => system.put(key) }));
+  }
+  const failoverMs: (number | null)[] = [];
+  for (let round = 0; round < plan.failovers; round += 1) failoverMs.push(await system.failover());
+  return failoverMs;
+}
+
+/** Both systems run at once (an idle one only heartbeats), so that c=1 can alternate between them. */
+async function benchAll(plan: Plan, withEtcd: boolean): Promise<Map<string, SystemFigures>> {
+  const systems: BenchSystem[] = [];
+  try {
+    systems.push(await startShoal());
+    if (withEtcd) systems.push(await startEtcd());
+    for (const system of systems) await warmUp(plan, (key) => system.put(key));
+    const oneClient = await runOneClient(plan, systems);
+    const figures = new Map<string, SystemFigures>();
+    for (const system of systems) {
+      const loads = new Map<number, LoadResult>();
+      const c1 = oneClient.get(system);
+      if (c1 !== undefined) loads.set(1, c1);
+      const failoverMs = await runConcurrentAndFailovers(plan, system, loads);
+      figures.set(system.name, { loads, failoverMs });
+    }
+    return figures;
   } finally {
-    await cluster.close();
+    for (const system of systems) await system.close();
   }
 }
 
@@ -150,14 +188,20 @@ function jsonFigures(prefix: string, figures: SystemFigures): Record<string, num
 
 const { values: args } = parseArgs({ options: { quick: { type: "boolean", default: false }, json: { type: "boolean", default: false } } });
 const plan: Plan = args.quick
-  ? { counts: { 1: 500, 64: 3000, 1000: 4000 }, warmup: [{ count: 2000, concurrency: 8 }, { count: 1500, concurrency: 1 }], failovers: 1 }
-  : { counts: { 1: 3000, 64: 10000, 1000: 20000 }, warmup: [{ count: 5000, concurrency: 8 }, { count: 3000, concurrency: 1 }], failovers: 3 };
-console.log(`raft bench: 3 nodes on 127.0.0.1, WAL with fsync, ${valueBytes}-byte values, ${args.quick ? "quick" : "full"} plan`);
-const shoal = await benchShoal(plan);
+  ? { c1Rounds: 4, c1RoundPuts: 500, counts: { 64: 3000, 1000: 4000 }, warmup: [{ count: 2000, concurrency: 8 }, { count: 1500, concurrency: 1 }], failovers: 3 }
+  : { c1Rounds: 12, c1RoundPuts: 500, counts: { 64: 10000, 1000: 20000 }, warmup: [{ count: 5000, concurrency: 8 }, { count: 3000, concurrency: 1 }], failovers: 3 };
+console.log(
+  `raft bench: 3 nodes on 127.0.0.1, WAL with fsync, ${valueBytes}-byte values, ${args.quick ? "quick" : "full"} plan, ` +
+    `c=1 in ${plan.c1Rounds} rounds of ${plan.c1RoundPuts} puts alternating between the systems`,
+);
+const withEtcd = etcdInstalled();
+const results = await benchAll(plan, withEtcd);
+const shoal = results.get("shoal");
+if (shoal === undefined) throw new Error("shoal did not run");
 printFigures("shoal", shoal);
 const json: Record<string, number | string | null> = { ...jsonFigures("", shoal), value_bytes: valueBytes };
-if (etcdInstalled()) {
-  const etcd = await benchEtcd(plan);
+const etcd = results.get("etcd");
+if (etcd !== undefined) {
   printFigures("etcd", etcd);
   Object.assign(json, jsonFigures("etcd_", etcd));
   for (const concurrency of concurrencies) {
