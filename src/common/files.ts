@@ -1,4 +1,4 @@
-import { open, rename } from "node:fs/promises";
+import { open, rename, writeFile } from "node:fs/promises";
 
 /**
  * Writes `data` to `path` through a temporary file and a rename, so a crash leaves the old
@@ -17,6 +17,17 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, o
   } finally {
     await handle.close();
   }
+  await rename(temporary, path);
+}
+
+/**
+ * Replaces `path` through a temporary file and a rename, like writeFileAtomic, but neither
+ * fsynced nor chmodded (the file gets `mode` less the umask): for state rebuilt on start
+ * anyway, in a folder only the daemon reads, written often enough that the two calls count.
+ */
+export async function replaceFile(path: string, data: string, mode = 0o600): Promise<void> {
+  const temporary = `${path}.tmp`;
+  await writeFile(temporary, data, { mode });
   await rename(temporary, path);
 }
 

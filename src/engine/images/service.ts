@@ -261,7 +261,13 @@ class ImageServiceImpl implements ImageService {
 
   async removeContainerRootfs(containerId: string): Promise<void> {
     const key = containerKey(containerId);
-    if (!this.#snapshotter.list().some((info) => info.key === key)) return;
+    // One lookup, not a listing of every snapshot: this runs once per container removed.
+    try {
+      this.#snapshotter.stat(key);
+    } catch (error) {
+      if (error instanceof NotFoundError) return;
+      throw error;
+    }
     await this.#snapshotter.remove(key);
   }
 }

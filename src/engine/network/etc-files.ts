@@ -1,4 +1,5 @@
-import { readFile, writeFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 
 import type { OciMount } from "../runtime/spec/types.js";
@@ -41,9 +42,10 @@ export function containerHosts(hostname: string, address: string | null): string
   return `${lines.join("\n")}\n`;
 }
 
-async function readHostResolvConf(): Promise<string> {
+/** Synchronous for the reason the image's passwd is (rootfs-file.ts): a small read at every start. */
+function readHostResolvConf(): string {
   try {
-    const text = await readFile("/etc/resolv.conf", "utf8");
+    const text = readFileSync("/etc/resolv.conf", "utf8");
     return text.length > resolvConfBytesMax ? text.slice(0, resolvConfBytesMax) : text;
   } catch {
     // A host without resolv.conf: containers get the fallback resolvers.
@@ -68,7 +70,7 @@ export async function writeContainerEtcFiles(options: {
   const hostsPath = join(options.directory, "hosts");
   const hostnamePath = join(options.directory, "hostname");
   const resolvPath = join(options.directory, "resolv.conf");
-  const resolv = containerResolvConf(await readHostResolvConf(), options.ownNetworkNamespace);
+  const resolv = containerResolvConf(readHostResolvConf(), options.ownNetworkNamespace);
   await Promise.all([
     writeFile(hostsPath, containerHosts(options.hostname, options.address)),
     writeFile(hostnamePath, `${options.hostname}\n`),

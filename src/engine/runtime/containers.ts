@@ -28,7 +28,7 @@ import { OperationLock, RunSession } from "./session.js";
 import { resolveArgs } from "./spec/process.js";
 import { validateResourceLimits } from "./spec/spec.js";
 import { startContainerRun } from "./start.js";
-import { ContainerStore, containerIdPattern } from "./store.js";
+import { ContainerStore, containerIdPattern, createdState } from "./store.js";
 import type {
   ContainerCreateRequest,
   ContainerInfo,
@@ -96,7 +96,9 @@ export interface ContainerService {
   restart(reference: string, options?: { timeoutSeconds?: number; signal?: AbortSignal }): Promise<void>;
   /** Deletes a container. FailedPreconditionError while running unless `force`. */
   remove(reference: string, options?: { force?: boolean; signal?: AbortSignal }): Promise<void>;
+  /** Read-only (frozen) snapshots: later changes to a container do not show in them. */
   list(options?: { all?: boolean }): ContainerInfo[];
+  /** A read-only (frozen) snapshot, as list's. */
   inspect(reference: string): ContainerInfo;
   logs(reference: string, options?: LogReadOptions): AsyncIterable<LogEntry>;
   /** Starts a process in a running container. */
@@ -114,10 +116,30 @@ interface Entry {
   run: RunSession | null;
   lock: OperationLock;
   removing: boolean;
+  /**
+   * Created by this service and never started: no earlier run can have left a rootfs mount
+   * or conmon's files behind, so the first start skips looking for them.
+   */
+  fresh: boolean;
+  /**
+   * Whether the rootfs is mounted, as far as this service knows: true after a start, false
+   * after create or a teardown that unmounted it, null when unknown (loaded from disk, or
+   * a failed unmount). Known values spare reads of mountinfo, which grows with containers.
+   */
+  mounted: boolean | null;
 }
 
-function copy<T>(value: T): T {
-  return structuredClone(value);
+/**
+ * Freezes a record or state and everything in it. Both are replaced, never changed in
+ * place, so list and inspect can hand out the objects themselves: `docker ps` polling a
+ * node with hundreds of containers would otherwise deep-copy every one of them each time.
+ */
+function frozen<T>(value: T): T {
+  if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const item of Object.values(value)) frozen(item);
+  }
+  return value;
 }
 
 class ContainerServiceImpl implements ContainerService {
@@ -149,7 +171,7 @@ class ContainerServiceImpl implements ContainerService {
       this.#logger.error({ containerId: item.id, err: item.error }, "container files unreadable; left on disk");
     }
     for (const { record, state } of loaded) {
-      this.#add({ record, state, run: null, lock: new OperationLock(), removing: false });
+      this.#add({ record, state, run: null, lock: new OperationLock(), removing: false, fresh: false, mounted: null });
     }
     for (const entry of this.#entries.values()) {
       if (entry.state.status === "running") await this.#reattach(entry);
@@ -252,7 +274,15 @@ class ContainerServiceImpl implements ContainerService {
     const steps: [string, () => Promise<void>][] = [
       ["runtime delete", () => this.#options.runtime.delete(id, { force: true })],
       ["network", async () => (entry.state.network === null ? undefined : await this.#options.network.detach(id, entry.state.network))],
-      ["rootfs unmount", () => unmountRootfs(this.#store.paths(id).rootfs)],
+      [
+        "rootfs unmount",
+        async () => {
+          const mounted = entry.mounted === true;
+          entry.mounted = null;
+          await unmountRootfs(this.#store.paths(id).rootfs, { mounted });
+          entry.mounted = false;
+        },
+      ],
     ];
     // Independent once the container's processes are gone: run them side by side.
     const results = await Promise.allSettled(steps.map(async ([, step]) => await step()));
@@ -292,24 +322,14 @@ class ContainerServiceImpl implements ContainerService {
     const image = await this.#options.images.get(request.image, options);
     const record = this.#buildRecord(request, { id, name, imageId: image.id, imageConfig: image.config });
     resolveArgs(record.imageConfig, { ...(record.entrypoint === null ? {} : { entrypoint: record.entrypoint }), ...(record.cmd === null ? {} : { cmd: record.cmd }) });
-    const state: ContainerState = {
-      status: "created",
-      pid: 0,
-      startedAt: null,
-      finishedAt: null,
-      exitCode: null,
-      oomKilled: false,
-      error: "",
-      restartCount: 0,
-      network: null,
-    };
-    const entry: Entry = { record, state, run: null, lock: new OperationLock(), removing: false };
+    const state = createdState();
+    const entry: Entry = { record, state, run: null, lock: new OperationLock(), removing: false, fresh: true, mounted: false };
     // Reserve the name before the first await that could interleave another create.
     if (this.#nameTaken(name)) throw new AlreadyExistsError(`the container name "${name}" is already in use: choose another`);
     this.#add(entry);
     try {
       // Independent: the container's files and its rootfs snapshot. Both settle before any cleanup.
-      const made = await Promise.allSettled([this.#store.create(record, state), this.#options.rootfs.prepare(id, record.imageId, options)]);
+      const made = await Promise.allSettled([this.#store.create(record), this.#options.rootfs.prepare(id, record.imageId, options)]);
       for (const result of made) if (result.status === "rejected") throw result.reason;
       for (const mount of record.mounts) if (mount.type === "volume") await this.#options.volumes.ensure(mount.name);
     } catch (error) {
@@ -398,8 +418,12 @@ class ContainerServiceImpl implements ContainerService {
       if (entry.state.status === "running") return;
       const session = new RunSession();
       entry.run = session;
+      const { fresh } = entry;
+      entry.fresh = false;
+      entry.mounted = null;
       try {
-        entry.state = await startContainerRun({ ...this.#options, store: this.#store, entry, signal: options.signal });
+        entry.state = await startContainerRun({ ...this.#options, store: this.#store, entry, fresh, signal: options.signal });
+        entry.mounted = true;
       } catch (error) {
         entry.run = null;
         session.markReady(false);
@@ -512,7 +536,9 @@ class ContainerServiceImpl implements ContainerService {
       entry.removing = true;
       const { id } = entry.record;
       try {
-        await unmountRootfs(this.#store.paths(id).rootfs);
+        // The directory goes next, with `rm -r`: nothing may stay mounted in it.
+        if (entry.mounted !== false) await unmountRootfs(this.#store.paths(id).rootfs);
+        entry.mounted = false;
         await this.#options.rootfs.remove(id, options);
         await this.#store.remove(id);
         await rm(join(this.#options.exitDirectory, id), { force: true });
@@ -537,7 +563,7 @@ class ContainerServiceImpl implements ContainerService {
 
   #info(entry: Entry): ContainerInfo {
     const paths = this.#store.paths(entry.record.id);
-    return { record: copy(entry.record), state: copy(entry.state), logPath: paths.log, bundlePath: paths.bundle };
+    return { record: frozen(entry.record), state: frozen(entry.state), logPath: paths.log, bundlePath: paths.bundle };
   }
 
   logs(reference: string, options: LogReadOptions = {}): AsyncIterable<LogEntry> {

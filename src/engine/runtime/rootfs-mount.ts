@@ -78,14 +78,22 @@ export async function mountRootfs(mounts: readonly RootfsMount[], target: string
   }
 }
 
-/** Unmounts everything stacked on `target`; a target that is not mounted is fine. */
-export async function unmountRootfs(target: string): Promise<void> {
+/**
+ * Unmounts everything stacked on `target`; a target that is not mounted is fine. With
+ * `mounted` (the caller mounted it and has not unmounted it since) the first look at
+ * mountinfo is skipped: the file grows with every running container.
+ */
+export async function unmountRootfs(target: string, options: { mounted?: boolean } = {}): Promise<void> {
+  let assumeMounted = options.mounted === true;
   for (let attempt = 0; attempt < rootfsMountsMax; attempt += 1) {
-    if (!(await isMountPoint(target))) return;
+    if (!assumeMounted && !(await isMountPoint(target))) return;
     const result = await runCommand("umount", [target]);
     if (result.code !== 0) {
+      // Unmounted behind the caller's back: mountinfo has the last word.
+      if (assumeMounted && !(await isMountPoint(target))) return;
       throw new FailedPreconditionError(`cannot unmount ${target}: ${lastErrorLine(result.stderr)}`);
     }
+    assumeMounted = false;
   }
   throw new FailedPreconditionError(`${target} still has mounts after ${rootfsMountsMax} unmounts`);
 }

@@ -19,6 +19,8 @@ import type { ContainerRecord, ContainerState, RootfsProvider } from "./types.js
 export interface StartContext {
   store: ContainerStore;
   entry: { record: ContainerRecord; state: ContainerState };
+  /** Never started before: nothing of an earlier run (mount, run files) to clear first. */
+  fresh: boolean;
   exitDirectory: string;
   socketDirectory: string;
   cgroupParent: string;
@@ -72,7 +74,8 @@ async function prepareRun(context: StartContext, undo: Undo[]): Promise<Prepared
   const { id } = record;
   const rootfs = context.store.paths(id).rootfs;
   const mounted = (async () => {
-    await unmountRootfs(rootfs);
+    // A failed teardown or a crash may have left an earlier run's mount; mountinfo tells.
+    if (!context.fresh) await unmountRootfs(rootfs);
     await mountRootfs(context.rootfs.mounts(id), rootfs, context.signal);
   })();
   const attached = context.network.attach(id, {
@@ -86,7 +89,7 @@ async function prepareRun(context: StartContext, undo: Undo[]): Promise<Prepared
     attached,
     etcWritten,
     resolveMounts(record.mounts, context.volumes),
-    removeStaleRunFiles(context),
+    context.fresh ? undefined : removeStaleRunFiles(context),
   ]);
   if (mount.status === "fulfilled") undo.push(["rootfs mount", () => unmountRootfs(rootfs)]);
   if (network.status === "fulfilled") undo.push(["network", () => context.network.detach(id, network.value.attachment)]);
@@ -148,7 +151,7 @@ export async function startContainerRun(context: StartContext): Promise<Containe
   }
 }
 
-async function etcMounts(context: StartContext, attachment: NetworkAttachment): Promise<Awaited<ReturnType<typeof writeContainerEtcFiles>>> {
+async function etcMounts(context: StartContext, attachment: NetworkAttachment): Promise<OciMount[]> {
   return await writeContainerEtcFiles({
     directory: context.store.paths(context.entry.record.id).etc,
     hostname: context.entry.record.hostname,

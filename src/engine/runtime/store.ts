@@ -2,7 +2,7 @@ import { mkdir, readFile, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 
 import { InternalError } from "../../common/errors.js";
-import { writeFileAtomic } from "../../common/files.js";
+import { replaceFile } from "../../common/files.js";
 import { parseContainerRecord, parseContainerState } from "./codec.js";
 import type { ContainerRecord, ContainerState } from "./types.js";
 
@@ -57,40 +57,60 @@ async function readLimited(path: string): Promise<string> {
 /**
  * Container records and states are replaced atomically but not fsynced: on a crash of the
  * whole host the containers are gone too, and a start re-reads what the runtime reports.
+ * No chmod either: the container directory is the daemon's alone.
  */
-const stateWrite = { durable: false, mode: 0o644 } as const;
+const stateFileMode = 0o644;
 
-/** Container directories on disk, each holding a record and a state. */
+/** The state of a container never started. */
+export function createdState(): ContainerState {
+  return { status: "created", pid: 0, startedAt: null, finishedAt: null, exitCode: null, oomKilled: false, error: "", restartCount: 0, network: null };
+}
+
+/** Container directories on disk, each holding a record and (once started) a state. */
 export class ContainerStore {
   readonly #root: string;
+  /**
+   * Paths of the containers on disk, built once each: a start, an exit and every inspect
+   * ask for them. Entries go with the container's directory (remove).
+   */
+  readonly #paths = new Map<string, Readonly<ContainerPaths>>();
 
   constructor(root: string) {
     this.#root = root;
   }
 
-  paths(id: string): ContainerPaths {
-    return containerPaths(this.#root, id);
+  paths(id: string): Readonly<ContainerPaths> {
+    let paths = this.#paths.get(id);
+    if (paths === undefined) {
+      paths = Object.freeze(containerPaths(this.#root, id));
+      this.#paths.set(id, paths);
+    }
+    return paths;
   }
 
   async init(): Promise<void> {
     await mkdir(this.#root, { recursive: true, mode: 0o700 });
   }
 
-  /** Creates the directory layout and writes both files; AlreadyExists is the caller's check. */
-  async create(record: ContainerRecord, state: ContainerState): Promise<ContainerPaths> {
+  /**
+   * Creates the directory layout and writes the record; AlreadyExists is the caller's check.
+   * The state file comes with the first start: until then the container is in its
+   * createdState (load), which spares a file per container created.
+   */
+  async create(record: ContainerRecord): Promise<Readonly<ContainerPaths>> {
     const paths = this.paths(record.id);
     await mkdir(paths.rootfs, { recursive: true, mode: 0o700 });
-    await Promise.all([mkdir(paths.conmon), mkdir(paths.etc)]);
-    await Promise.all([writeFileAtomic(paths.record, JSON.stringify(record), stateWrite), this.writeState(record.id, state)]);
+    await Promise.all([mkdir(paths.conmon), mkdir(paths.etc), replaceFile(paths.record, JSON.stringify(record), stateFileMode)]);
     return paths;
   }
 
   async writeState(id: string, state: ContainerState): Promise<void> {
-    await writeFileAtomic(this.paths(id).state, JSON.stringify(state), stateWrite);
+    await replaceFile(this.paths(id).state, JSON.stringify(state), stateFileMode);
   }
 
   async remove(id: string): Promise<void> {
     await rm(this.paths(id).directory, { recursive: true, force: true });
+    this.#paths.delete(id);
   }
 
   /** Every stored container; a directory whose files are unreadable is reported, not skipped. */
@@ -102,7 +122,10 @@ export class ContainerStore {
       const paths = this.paths(id);
       try {
         const record = parseContainerRecord(await readLimited(paths.record));
-        const state = parseContainerState(await readLimited(paths.state));
+        const state = await readLimited(paths.state).then(parseContainerState, (error: unknown) => {
+          if (error instanceof Error && "code" in error && error.code === "ENOENT") return createdState();
+          throw error;
+        });
         loaded.push({ record, state });
       } catch (error) {
         broken.push({ id, error });

@@ -127,6 +127,8 @@ class OverlaySnapshotterImpl implements LayerSnapshotter {
   #metadata: Metadata = { nextId: 1, snapshots: new Map() };
   /** Serialises metadata writes so that two commits never interleave their renames. */
   #writing: Promise<void> = Promise.resolve();
+  /** The write queued behind the one in flight: changes made meanwhile all ride on it. */
+  #queued: Promise<void> | null = null;
 
   constructor(options: { root: string; clock: Clock; logger: Logger }) {
     this.#directory = join(options.root, "snapshots");
@@ -144,11 +146,22 @@ class OverlaySnapshotterImpl implements LayerSnapshotter {
     }
   }
 
+  /**
+   * Persists the metadata as it is when the write begins (durably: a lost record would
+   * orphan a layer directory, or lose a container's rootfs). The file holds every snapshot,
+   * so a hundred containers created at once would rewrite it a hundred times; instead a
+   * change made while a write is in flight waits for the one next write, which carries all
+   * such changes (group commit). A caller's promise settles once its change is on disk.
+   */
   #save(): Promise<void> {
-    const snapshots = Object.fromEntries(this.#metadata.snapshots);
-    const text = JSON.stringify({ version: metadataVersion, nextId: this.#metadata.nextId, snapshots });
-    const write = (): Promise<void> => writeFileAtomic(this.#metadataPath, text);
+    if (this.#queued !== null) return this.#queued;
+    const write = async (): Promise<void> => {
+      this.#queued = null;
+      const snapshots = Object.fromEntries(this.#metadata.snapshots);
+      await writeFileAtomic(this.#metadataPath, JSON.stringify({ version: metadataVersion, nextId: this.#metadata.nextId, snapshots }));
+    };
     const next = this.#writing.then(write, write);
+    this.#queued = next;
     this.#writing = next;
     return next;
   }

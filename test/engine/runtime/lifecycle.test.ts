@@ -18,6 +18,24 @@ test("a container's exit code is reported by wait and inspect", options, async (
   assert.equal(info.state.exitCode, 3);
 });
 
+test("inspect and list hand out read-only snapshots that later changes leave alone", options, async (t) => {
+  const engine = await (await createEngineFixture(t)).open();
+  const { id } = await engine.containers.create({ image: "busybox", cmd: ["sh", "-c", "exit 0"], networkMode: "none", labels: { team: "a" } });
+  const before = engine.containers.inspect(id);
+  const [listed] = engine.containers.list({ all: true });
+  assert.throws(() => {
+    before.record.labels["team"] = "b";
+  }, TypeError);
+  assert.throws(() => {
+    (listed?.record.env ?? []).push("X=1");
+  }, TypeError);
+  await engine.containers.start(id);
+  await engine.containers.wait(id);
+  assert.equal(before.state.status, "created", "a snapshot keeps the state it was taken in");
+  assert.equal(engine.containers.inspect(id).state.status, "exited");
+  assert.equal(engine.containers.inspect(id).record.labels["team"], "a");
+});
+
 test("logs keep stdout and stderr apart, with tail and timestamps", options, async (t) => {
   const engine = await (await createEngineFixture(t)).open();
   const { id } = await engine.containers.create({

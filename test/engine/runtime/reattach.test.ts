@@ -72,3 +72,20 @@ test("a bridge container keeps its network across an engine restart and releases
   await second.containers.stop(id, { timeoutSeconds: 5 });
   assert.equal(netns().includes(id.slice(0, 12)), false, "stop releases the netns");
 });
+
+test("a container created but never started is still created after an engine restart, and starts", options, async (t) => {
+  const fixture = await createEngineFixture(t);
+  const first = await fixture.open();
+  const { id } = await first.containers.create({ image: "busybox", cmd: ["sh", "-c", "echo started"], networkMode: "none", name: "later" });
+  await first.close();
+
+  const second = await fixture.open();
+  const info = second.containers.inspect("later");
+  assert.equal(info.record.id, id);
+  assert.equal(info.state.status, "created");
+  assert.equal(info.state.startedAt, null);
+  await second.containers.start("later");
+  assert.equal((await second.containers.wait("later")).exitCode, 0);
+  await waitForLog(second, id, "started");
+  assert.equal(second.containers.inspect("later").state.status, "exited");
+});

@@ -28,3 +28,17 @@ test("isMountPoint finds a mount point with escaped characters, and not its pare
   await unmountRootfs(target);
   assert.equal(await isMountPoint(target), false);
 });
+
+test("unmountRootfs told a target is mounted unmounts it, and accepts one unmounted behind its back", { skip: rootReason }, async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), "shoal-mountpoint-"));
+  t.after(async () => {
+    await unmountRootfs(dir);
+    await rm(dir, { recursive: true, force: true });
+  });
+  await mountRootfs([{ type: "tmpfs", source: "tmpfs", options: ["size=1m"] }], dir);
+  await unmountRootfs(dir, { mounted: true });
+  assert.equal(await isMountPoint(dir), false);
+  // The caller's belief is stale: umount fails, and mountinfo says there is nothing to do.
+  await unmountRootfs(dir, { mounted: true });
+  assert.equal(await isMountPoint(dir), false);
+});

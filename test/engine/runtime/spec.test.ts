@@ -65,7 +65,7 @@ test("users resolve from the image's passwd and group, never from the host's", a
   await symlink("/../../../../etc/passwd", join(hostile, "etc", "passwd"));
   // The link resolves to <root>/etc/passwd, i.e. itself: a loop, not the host file.
   await assert.rejects(resolveUser(hostile, "root"), { name: "InvalidArgumentError", message: /too many symbolic links/ });
-  await assert.rejects(resolveInRoot(hostile, "/etc/passwd"), { name: "InvalidArgumentError" });
+  assert.throws(() => resolveInRoot(hostile, "/etc/passwd"), { name: "InvalidArgumentError" });
   await rm(join(hostile, "etc", "passwd"));
   await symlink("../../../../../../etc/hostname", join(hostile, "etc", "passwd"));
   // ".." stops at the root: /etc/hostname of the image, absent here, so numeric users only.
