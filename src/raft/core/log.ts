@@ -1,6 +1,6 @@
 import { CompactedError, UnavailableEntriesError, type LogStorage } from "../storage/log-storage.js";
 import { limitEntriesSize } from "./entry-size.js";
-import { invariant } from "./invariant.js";
+import { invariant, invariantFailed } from "./invariant.js";
 import type { Entry, Snapshot } from "./types.js";
 
 /**
@@ -71,7 +71,7 @@ class Unstable {
   }
 
   slice(lo: number, hi: number): Entry[] {
-    invariant(lo >= this.offset && hi <= this.offset + this.entries.length, `unstable slice [${lo}, ${hi}) out of range`);
+    if (lo < this.offset || hi > this.offset + this.entries.length) invariantFailed(`unstable slice [${lo}, ${hi}) out of range`);
     return this.entries.slice(lo - this.offset, hi - this.offset);
   }
 }
@@ -151,7 +151,7 @@ export class RaftLog {
     const lastNewIndex = index + entries.length;
     const conflictIndex = this.findConflict(entries);
     if (conflictIndex !== 0) {
-      invariant(conflictIndex > this.committed, `entry ${conflictIndex} conflicts with committed entry ${this.committed}`);
+      if (conflictIndex <= this.committed) invariantFailed(`entry ${conflictIndex} conflicts with committed entry ${this.committed}`);
       this.append(entries.slice(conflictIndex - (index + 1)));
     }
     this.commitTo(Math.min(committed, lastNewIndex));
@@ -183,8 +183,8 @@ export class RaftLog {
   append(entries: readonly Entry[]): number {
     const first = entries[0];
     if (first === undefined) return this.lastIndex();
-    invariant(first.index - 1 >= this.committed, `append after ${first.index - 1} would overwrite committed ${this.committed}`);
-    invariant(first.index <= this.lastIndex() + 1, `append at ${first.index} leaves a gap after ${this.lastIndex()}`);
+    if (first.index - 1 < this.committed) invariantFailed(`append after ${first.index - 1} would overwrite committed ${this.committed}`);
+    if (first.index > this.lastIndex() + 1) invariantFailed(`append at ${first.index} leaves a gap after ${this.lastIndex()}`);
     this.unstable.truncateAndAppend(entries);
     return this.lastIndex();
   }
@@ -201,9 +201,9 @@ export class RaftLog {
 
   /** Throws CompactedError when `lo` was compacted away. */
   slice(lo: number, hi: number, maxBytes: number): Entry[] {
-    invariant(lo <= hi, `invalid slice [${lo}, ${hi})`);
+    if (lo > hi) invariantFailed(`invalid slice [${lo}, ${hi})`);
     if (lo < this.firstIndex()) throw new CompactedError(`index ${lo} is compacted (first index ${this.firstIndex()})`);
-    invariant(hi <= this.lastIndex() + 1, `slice [${lo}, ${hi}) beyond last index ${this.lastIndex()}`);
+    if (hi > this.lastIndex() + 1) invariantFailed(`slice [${lo}, ${hi}) beyond last index ${this.lastIndex()}`);
     if (lo === hi) return [];
     let result: Entry[] = [];
     const offset = this.unstable.offset;
@@ -241,14 +241,14 @@ export class RaftLog {
 
   commitTo(index: number): void {
     if (index <= this.committed) return;
-    invariant(index <= this.lastIndex(), `commit ${index} is beyond the last index ${this.lastIndex()}`);
+    if (index > this.lastIndex()) invariantFailed(`commit ${index} is beyond the last index ${this.lastIndex()}`);
     this.committed = index;
   }
 
   appliedTo(index: number): void {
     if (index === 0) return;
-    invariant(index <= this.committed, `applied ${index} is beyond committed ${this.committed}`);
-    invariant(index >= this.applied, `applied ${index} moves back from ${this.applied}`);
+    if (index > this.committed) invariantFailed(`applied ${index} is beyond committed ${this.committed}`);
+    if (index < this.applied) invariantFailed(`applied ${index} moves back from ${this.applied}`);
     this.applied = index;
   }
 

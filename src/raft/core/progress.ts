@@ -154,6 +154,8 @@ export class ProgressTracker {
   readonly progress = new Map<NodeId, Progress>();
   readonly votes = new Map<NodeId, boolean>();
   readonly inflightsMax: number;
+  #sortedIds: readonly NodeId[] = [];
+  readonly #matchOf = (id: NodeId): number => this.progress.get(id)?.match ?? 0;
 
   constructor(inflightsMax: number) {
     this.inflightsMax = inflightsMax;
@@ -163,9 +165,17 @@ export class ProgressTracker {
     return { voters: [...this.voters], learners: [...this.learners] };
   }
 
-  /** Ids in ascending order, so that messages go out in a deterministic order. */
-  ids(): NodeId[] {
-    return [...this.progress.keys()].sort((a, b) => a - b);
+  /**
+   * Ids in ascending order, so that messages go out in a deterministic order. Cached: a
+   * leader asks on every proposal and acknowledgement, and the copy and sort allocated
+   * about 0.5 KB each time. The cache is checked against the map on every call (no
+   * allocation) rather than invalidated by its writers, which use the map directly.
+   */
+  ids(): readonly NodeId[] {
+    let current = this.#sortedIds.length === this.progress.size;
+    for (const id of this.#sortedIds) current &&= this.progress.has(id);
+    if (!current) this.#sortedIds = [...this.progress.keys()].sort((a, b) => a - b);
+    return this.#sortedIds;
   }
 
   isVoter(id: NodeId): boolean {
@@ -177,7 +187,7 @@ export class ProgressTracker {
   }
 
   committed(): number {
-    return majorityCommittedIndex(this.voters, (id) => this.progress.get(id)?.match ?? 0);
+    return majorityCommittedIndex(this.voters, this.#matchOf);
   }
 
   /** Whether a quorum of voters was recently active; the caller itself counts as active. */

@@ -1,7 +1,7 @@
 import { CompactedError, SnapshotTemporarilyUnavailableError, type LogStorage } from "../storage/log-storage.js";
 import { decodeConfChange } from "./conf-change.js";
 import { payloadSizeBytes } from "./entry-size.js";
-import { invariant } from "./invariant.js";
+import { invariant, invariantFailed } from "./invariant.js";
 import { RaftLog } from "./log.js";
 import { isResponseMessageType, newMessage, voteResponseType } from "./message.js";
 import { Progress, ProgressTracker } from "./progress.js";
@@ -66,6 +66,9 @@ export class ProposalDroppedError extends Error {
   override readonly name = "ProposalDroppedError";
 }
 
+/** Shared by every message that carries none; messages are immutable. */
+const noEntries: readonly Entry[] = Object.freeze([]);
+const noContext = new Uint8Array(0);
 /** Marks the vote requests of a leadership transfer: they override the leader lease. */
 const campaignTransferContext = new TextEncoder().encode("transfer");
 
@@ -179,19 +182,35 @@ export class Raft {
 
   // ---- sending -------------------------------------------------------------------------
 
+  /**
+   * Queues a message, with every field the caller left out at its zero value. Built as one
+   * object (no spreads, a shared empty entry list): a leader sends several per put.
+   */
   send(fields: Partial<Message> & Pick<Message, "type" | "to">): void {
-    const message = newMessage({ ...fields, from: this.id });
-    const type = message.type;
+    const type = fields.type;
+    let term = fields.term ?? 0;
     if (type === "vote" || type === "vote-resp" || type === "pre-vote" || type === "pre-vote-resp") {
       // These carry the term of the election they are about, which may differ from ours.
-      invariant(message.term !== 0, `${type} must carry a term`);
+      if (term === 0) invariantFailed(`${type} must carry a term`);
     } else if (type !== "prop" && type !== "read-index") {
       // Forwarded proposals and reads travel without a term, like local messages.
-      invariant(message.term === 0, `${type} must not set its own term`);
-      this.messages.push({ ...message, term: this.term });
-      return;
+      if (term !== 0) invariantFailed(`${type} must not set its own term`);
+      term = this.term;
     }
-    this.messages.push(message);
+    this.messages.push({
+      type,
+      from: this.id,
+      to: fields.to,
+      term,
+      logTerm: fields.logTerm ?? 0,
+      index: fields.index ?? 0,
+      entries: fields.entries ?? noEntries,
+      commit: fields.commit ?? 0,
+      snapshot: fields.snapshot ?? null,
+      reject: fields.reject ?? false,
+      rejectHint: fields.rejectHint ?? 0,
+      context: fields.context ?? noContext,
+    });
   }
 
   /** Sends an append (or a snapshot) to `to` if it is not paused; returns whether it sent. */

@@ -153,9 +153,11 @@ export class RawNode {
   hasReady(): boolean {
     if (this.#outstanding) return false;
     const raft = this.#raft;
-    const soft = raft.softState();
-    if (soft.leader !== this.#previousSoftState.leader || soft.role !== this.#previousSoftState.role) return true;
-    if (!hardStateEqual(raft.hardState(), this.#previousHardState)) return true;
+    // Fields compared in place, not through softState()/hardState(): the driver asks after
+    // every step, and the two objects were garbage each time.
+    if (raft.lead !== this.#previousSoftState.leader || raft.state !== this.#previousSoftState.role) return true;
+    const hard = this.#previousHardState;
+    if (raft.term !== hard.term || raft.vote !== hard.vote || raft.log.committed !== hard.commit) return true;
     if (raft.log.hasPendingSnapshot()) return true;
     if (raft.messages.length > 0 || raft.log.unstableEntries().length > 0) return true;
     if (raft.log.hasNextCommittedEntries()) return true;

@@ -1,5 +1,23 @@
 import type { Message, NodeId } from "../core/types.js";
 
+/** Messages a Ready holds at most for a pairwise check to beat building the maps below. */
+const pairwiseCheckMessagesMax = 16;
+
+/**
+ * Whether two messages go to the same peer (otherwise nothing can be coalesced). A leader's
+ * Ready at one proposal at a time holds one append per follower: answering that without
+ * allocating saves two maps per Ready.
+ */
+function repeatsRecipient(messages: readonly Message[]): boolean {
+  if (messages.length > pairwiseCheckMessagesMax) return true;
+  for (let later = 1; later < messages.length; later += 1) {
+    for (let earlier = 0; earlier < later; earlier += 1) {
+      if (messages[later]?.to === messages[earlier]?.to) return true;
+    }
+  }
+  return false;
+}
+
 /**
  * Drops the messages of one Ready that a later message of the same Ready to the same peer
  * makes redundant, so that a burst of commits or acknowledgements costs one message per
@@ -12,7 +30,7 @@ import type { Message, NodeId } from "../core/types.js";
  * nothing waits for an answer to an empty append. Everything else is kept, in order.
  */
 export function coalesceMessages(messages: readonly Message[]): readonly Message[] {
-  if (messages.length < 2) return messages;
+  if (messages.length < 2 || !repeatsRecipient(messages)) return messages;
   const lastAppend = new Map<NodeId, Message>();
   const lastAccept = new Map<NodeId, Message>();
   const kept: Message[] = [];

@@ -48,6 +48,12 @@ export class CommitNoticeHold {
    * before that message.
    */
   send(messages: readonly Message[]): void {
+    if (this.#held.size === 0 && !messages.some(isCommitNotice)) {
+      // Nothing to hold or release (appends with entries, at one proposal at a time): the
+      // batch goes as it is, without a copy.
+      if (messages.length > 0) this.#send(messages);
+      return;
+    }
     const now: Message[] = [];
     for (const message of messages) {
       const held = this.#held.get(message.to);

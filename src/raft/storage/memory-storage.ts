@@ -1,5 +1,5 @@
 import { entrySizeBytes } from "../core/entry-size.js";
-import { invariant } from "../core/invariant.js";
+import { invariantFailed } from "../core/invariant.js";
 import { emptyHardState, type ConfState, type Entry, type HardState, type Snapshot } from "../core/types.js";
 import {
   CompactedError,
@@ -45,7 +45,7 @@ export class MemoryLogStorage implements LogStorage, WritableLogStorage {
     if (hi > this.lastIndex() + 1) {
       throw new UnavailableEntriesError(`entries up to ${hi - 1} requested; the last index is ${this.lastIndex()}`);
     }
-    invariant(lo <= hi, `invalid range [${lo}, ${hi})`);
+    if (lo > hi) invariantFailed(`invalid range [${lo}, ${hi})`);
     const offset = this.#compactedIndex + 1;
     // Find the size-limited end first so a large range is not copied only to be cut.
     let end = lo - offset;
@@ -84,9 +84,9 @@ export class MemoryLogStorage implements LogStorage, WritableLogStorage {
     const first = entries[0];
     if (first === undefined) return;
     entries.forEach((entry, offset) => {
-      invariant(entry.index === first.index + offset, `appended entries are not contiguous at ${entry.index}`);
+      if (entry.index !== first.index + offset) invariantFailed(`appended entries are not contiguous at ${entry.index}`);
     });
-    invariant(first.index <= this.lastIndex() + 1, `append at ${first.index} leaves a gap after ${this.lastIndex()}`);
+    if (first.index > this.lastIndex() + 1) invariantFailed(`append at ${first.index} leaves a gap after ${this.lastIndex()}`);
     // Entries at or below the compaction point are already covered by the snapshot.
     const fresh = entries.filter((entry) => entry.index > this.#compactedIndex);
     const freshFirst = fresh[0];

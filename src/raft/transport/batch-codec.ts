@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from "../../common/errors.js";
-import { isLocalMessageType, newMessage } from "../core/message.js";
+import { isLocalMessageType } from "../core/message.js";
 import type { ConfState, Entry, EntryType, Message, MessageType, NodeId, Snapshot } from "../core/types.js";
 
 /**
@@ -65,6 +65,8 @@ const wireLengthDelimited = 2;
 const wireFixed32 = 5;
 
 const emptyBytes: Uint8Array = new Uint8Array(0);
+/** Shared by every decoded message without entries; messages are immutable. */
+const noEntries: readonly Entry[] = Object.freeze([]);
 
 // ---------------------------------------------------------------------------------------
 // Encoding: sizes first (protobuf prefixes every nested message with its length), then one
@@ -297,21 +299,27 @@ class ProtoReader {
   }
 
   /** The bounds of a length-delimited field's contents; moves past them. */
-  delimited(field: string): { start: number; end: number } {
+  /**
+   * Reads a length prefix and returns where the field ends, leaving the position at its
+   * start (a number, not a {start, end} object: this runs for every field of every message).
+   */
+  delimitedEnd(field: string): number {
     const length = this.varint(field);
-    const start = this.position;
-    if (length > this.end - start) throw new InvalidArgumentError(`raft message field ${field} runs past the end of its message`);
-    this.position = start + length;
-    return { start, end: this.position };
+    if (length > this.end - this.position) throw new InvalidArgumentError(`raft message field ${field} runs past the end of its message`);
+    return this.position + length;
   }
 
   bytes(field: string): Uint8Array {
-    const { start, end } = this.delimited(field);
+    const end = this.delimitedEnd(field);
+    const start = this.position;
+    this.position = end;
     return this.#bytes.subarray(start, end);
   }
 
   nested(field: string): ProtoReader {
-    const { start, end } = this.delimited(field);
+    const end = this.delimitedEnd(field);
+    const start = this.position;
+    this.position = end;
     return new ProtoReader(this.#bytes, start, end);
   }
 
@@ -323,7 +331,7 @@ class ProtoReader {
       return;
     }
     if (wireType === wireLengthDelimited) {
-      this.delimited("(unknown)");
+      this.position = this.delimitedEnd("(unknown)");
       return;
     }
     if (wireType === wireFixed64) end = this.position + 8;
@@ -438,7 +446,8 @@ interface MessageFields {
   term: number;
   logTerm: number;
   index: number;
-  entries: Entry[];
+  /** Null until the first entry: most messages carry none. */
+  entries: Entry[] | null;
   commit: number;
   snapshot: Snapshot | null;
   reject: boolean;
@@ -472,7 +481,7 @@ function readMessageField(reader: ProtoReader, tag: number, fields: MessageField
       return;
     }
     case 0x3a:
-      fields.entries.push(readEntry(reader.nested("entries")));
+      (fields.entries ??= []).push(readEntry(reader.nested("entries")));
       return;
     case 0x4a:
       fields.snapshot = readSnapshot(reader.nested("snapshot"));
@@ -494,12 +503,39 @@ function readMessageField(reader: ProtoReader, tag: number, fields: MessageField
 
 function readMessage(reader: ProtoReader): Message {
   // Zero values where proto3 leaves fields out; the type is unknown until its field is read.
-  const fields: MessageFields = { ...newMessage({ type: "app", from: 0, to: 0 }), type: null, entries: [] };
+  const fields: MessageFields = {
+    type: null,
+    from: 0,
+    to: 0,
+    term: 0,
+    logTerm: 0,
+    index: 0,
+    entries: null,
+    commit: 0,
+    snapshot: null,
+    reject: false,
+    rejectHint: 0,
+    context: emptyBytes,
+  };
   while (reader.more()) readMessageField(reader, reader.tag(), fields);
   const { type } = fields;
   // proto3 leaves out a zero enum, which is RAFT_MESSAGE_TYPE_UNSPECIFIED: not a message.
   if (type === null) throw new InvalidArgumentError("raft message type 0 is not accepted from a peer");
-  return { ...fields, type };
+  // Spelled out rather than spread: this runs for every message received.
+  return {
+    type,
+    from: fields.from,
+    to: fields.to,
+    term: fields.term,
+    logTerm: fields.logTerm,
+    index: fields.index,
+    entries: fields.entries ?? noEntries,
+    commit: fields.commit,
+    snapshot: fields.snapshot,
+    reject: fields.reject,
+    rejectHint: fields.rejectHint,
+    context: fields.context,
+  };
 }
 
 /**

@@ -201,7 +201,6 @@ class GrpcRaftTransport implements RaftTransport {
 
   send(messages: readonly Message[]): void {
     if (this.#closed) return;
-    const touched = new Set<PeerConnection>();
     for (const message of messages) {
       const peer = this.#peers.get(message.to);
       if (peer === undefined) {
@@ -220,9 +219,11 @@ class GrpcRaftTransport implements RaftTransport {
         continue;
       }
       peer.queue.push(message);
-      touched.add(peer);
     }
-    for (const peer of touched) this.#flush(peer);
+    // A queue left non-empty by an earlier send belongs to a blocked stream, which #flush
+    // skips: flushing every peer with a queue is flushing the ones just queued to, without
+    // a set of them per call.
+    for (const peer of this.#peers.values()) if (peer.queue.length > 0) this.#flush(peer);
   }
 
   #flush(peer: PeerConnection): void {

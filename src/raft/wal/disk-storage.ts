@@ -141,6 +141,21 @@ export class DiskLogStorage implements LogStorage, WritableLogStorage {
   }
 
   /**
+   * Saves a batch that needs no fsync (see #mustSync) at once and returns true; returns
+   * false, having done nothing, when it needs one: then call save(). Half a leader's
+   * Readies only move the commit index, and an async save() allocated a frame and promises
+   * for each.
+   */
+  saveBuffered(batch: DiskLogStorageSave): boolean {
+    if (this.#mustSync(batch)) return false;
+    if (batch.hardState !== null) {
+      this.#wal.setHardState(batch.hardState);
+      this.#memory.setHardState(batch.hardState);
+    }
+    return true;
+  }
+
+  /**
    * Whether a save needs an fsync (etcd's MustSync): new entries, a snapshot, or a changed
    * term or vote. A commit index alone may be lost in a crash: it is never lower than what
    * the surviving log proves, and the leader tells it again.

@@ -5,7 +5,7 @@ import { InvalidArgumentError } from "../../../src/common/errors.js";
 import { decodeConfChange, encodeConfChange } from "../../../src/raft/core/conf-change.js";
 import { limitEntriesSize } from "../../../src/raft/core/entry-size.js";
 import { RaftLog } from "../../../src/raft/core/log.js";
-import { Inflights, Progress } from "../../../src/raft/core/progress.js";
+import { Inflights, Progress, ProgressTracker } from "../../../src/raft/core/progress.js";
 import { majorityCommittedIndex, majorityVoteResult } from "../../../src/raft/core/quorum.js";
 import { MemoryLogStorage } from "../../../src/raft/storage/memory-storage.js";
 import { entry, message, newTestRaft, readMessages, storageWithTerms } from "./helpers.js";
@@ -35,6 +35,33 @@ test("quorum: the committed index is the majority's lowest match", () => {
   assert.equal(majorityCommittedIndex([1, 2, 3], (id) => matches.get(id) ?? 0), 7);
   assert.equal(majorityCommittedIndex([1, 2, 3, 4], (id) => matches.get(id) ?? 0), 3);
   assert.equal(majorityCommittedIndex([], () => 5), 0);
+});
+
+test("quorum: the pairwise count agrees with sorting, duplicates and zeros included", () => {
+  let seed = 7;
+  const next = (bound: number): number => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % bound;
+  };
+  for (let round = 0; round < 2_000; round += 1) {
+    const voters = Array.from({ length: 1 + next(7) }, (_, i) => i + 1);
+    const matches = new Map(voters.map((id) => [id, next(6)]));
+    const sorted = voters.map((id) => matches.get(id) ?? 0).sort((a, b) => b - a);
+    const expected = sorted[Math.floor(voters.length / 2)] ?? 0;
+    assert.equal(majorityCommittedIndex(voters, (id) => matches.get(id) ?? 0), expected, `matches ${sorted.join(",")}`);
+  }
+});
+
+test("progress tracker: ids() follows members removed and added, even at the same count", () => {
+  const tracker = new ProgressTracker(4);
+  for (const id of [3, 1, 2]) tracker.progress.set(id, new Progress({ next: 1, inflightsMax: 4, isLearner: false }));
+  assert.deepEqual(tracker.ids(), [1, 2, 3]);
+  assert.equal(tracker.ids(), tracker.ids(), "an unchanged membership reuses the sorted list");
+  tracker.progress.delete(2);
+  tracker.progress.set(7, new Progress({ next: 1, inflightsMax: 4, isLearner: false }));
+  assert.deepEqual(tracker.ids(), [1, 3, 7]);
+  tracker.progress.delete(1);
+  assert.deepEqual(tracker.ids(), [3, 7]);
 });
 
 test("quorum: votes are won, lost or pending", () => {

@@ -139,3 +139,27 @@ test("DiskLogStorage: a snapshot written in the background syncs its marker afte
   assert.equal(reopened.lastIndex(), 21);
   assert.equal(reopened.initialState().hardState.term, 2);
 });
+
+test("DiskLogStorage: saveBuffered takes a commit-index-only save without an fsync, and refuses one that needs it", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), "shoal-disk-storage-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const storage = await DiskLogStorage.open({ dir, logger });
+  t.after(() => storage.close());
+  await storage.save({ snapshot: null, entries: [entry(1, 1), entry(1, 2)], hardState: { term: 1, vote: 1, commit: 0 } });
+  const syncs = storage.walSyncCount();
+  assert.equal(storage.saveBuffered({ snapshot: null, entries: [], hardState: { term: 1, vote: 1, commit: 2 } }), true);
+  assert.equal(storage.walSyncCount(), syncs);
+  assert.deepEqual(storage.initialState().hardState, { term: 1, vote: 1, commit: 2 });
+  // New entries, a new term or a new vote must be durable first: nothing is taken.
+  assert.equal(storage.saveBuffered({ snapshot: null, entries: [entry(1, 3)], hardState: null }), false);
+  assert.equal(storage.saveBuffered({ snapshot: null, entries: [], hardState: { term: 2, vote: 0, commit: 2 } }), false);
+  assert.equal(storage.lastIndex(), 2);
+  assert.deepEqual(storage.initialState().hardState, { term: 1, vote: 1, commit: 2 });
+  // The buffered commit index goes out with the next fsync.
+  await storage.save({ snapshot: null, entries: [entry(1, 3)], hardState: null });
+  await storage.close();
+  const reopened = await DiskLogStorage.open({ dir, logger });
+  t.after(() => reopened.close());
+  assert.deepEqual(reopened.initialState().hardState, { term: 1, vote: 1, commit: 2 });
+  assert.equal(reopened.lastIndex(), 3);
+});
