@@ -24,12 +24,15 @@ export interface LoadSample {
   readonly wallMs: number;
 }
 
-export async function measureLoad(options: {
+/** A closed loop of `count` puts from `concurrency` clients, keys under `prefix`. */
+export interface LoadOptions {
   count: number;
   concurrency: number;
   put: (key: string) => Promise<void>;
   prefix: string;
-}): Promise<LoadSample> {
+}
+
+export async function measureLoad(options: LoadOptions): Promise<LoadSample> {
   const latenciesMs: number[] = [];
   let next = 0;
   let errors = 0;
@@ -71,12 +74,7 @@ export function summarize(samples: readonly LoadSample[]): LoadResult {
   };
 }
 
-export async function runLoad(options: {
-  count: number;
-  concurrency: number;
-  put: (key: string) => Promise<void>;
-  prefix: string;
-}): Promise<LoadResult> {
+export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   return summarize([await measureLoad(options)]);
 }
 
