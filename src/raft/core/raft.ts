@@ -3,7 +3,7 @@ import { decodeConfChange } from "./conf-change.js";
 import { payloadSizeBytes } from "./entry-size.js";
 import { invariant, invariantFailed } from "./invariant.js";
 import { RaftLog } from "./log.js";
-import { isResponseMessageType, newMessage, voteResponseType } from "./message.js";
+import { isResponseMessageType, messageFrom, newMessage, voteResponseType } from "./message.js";
 import { Progress, ProgressTracker } from "./progress.js";
 import { majorityVoteResult } from "./quorum.js";
 import { ReadOnly, pendingReadIndexRequestsMax } from "./read-only.js";
@@ -66,9 +66,6 @@ export class ProposalDroppedError extends Error {
   override readonly name = "ProposalDroppedError";
 }
 
-/** Shared by every message that carries none; messages are immutable. */
-const noEntries: readonly Entry[] = Object.freeze([]);
-const noContext = new Uint8Array(0);
 /** Marks the vote requests of a leadership transfer: they override the leader lease. */
 const campaignTransferContext = new TextEncoder().encode("transfer");
 
@@ -182,10 +179,7 @@ export class Raft {
 
   // ---- sending -------------------------------------------------------------------------
 
-  /**
-   * Queues a message, with every field the caller left out at its zero value. Built as one
-   * object (no spreads, a shared empty entry list): a leader sends several per put.
-   */
+  /** Queues a message from this node, with every field the caller left out at its zero value. */
   send(fields: Partial<Message> & Pick<Message, "type" | "to">): void {
     const type = fields.type;
     let term = fields.term ?? 0;
@@ -197,20 +191,7 @@ export class Raft {
       if (term !== 0) invariantFailed(`${type} must not set its own term`);
       term = this.term;
     }
-    this.messages.push({
-      type,
-      from: this.id,
-      to: fields.to,
-      term,
-      logTerm: fields.logTerm ?? 0,
-      index: fields.index ?? 0,
-      entries: fields.entries ?? noEntries,
-      commit: fields.commit ?? 0,
-      snapshot: fields.snapshot ?? null,
-      reject: fields.reject ?? false,
-      rejectHint: fields.rejectHint ?? 0,
-      context: fields.context ?? noContext,
-    });
+    this.messages.push(messageFrom(this.id, term, fields));
   }
 
   /** Sends an append (or a snapshot) to `to` if it is not paused; returns whether it sent. */
