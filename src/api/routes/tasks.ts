@@ -1,19 +1,37 @@
 import type { FastifyInstance } from "fastify";
 
+import type { Service, Task } from "../../manager/objects/index.js";
 import { dockerTask, parseDockerFilters, requireManager, taskFilterKeys, taskFiltersFrom } from "../docker-swarm/index.js";
 import { queryString } from "../query.js";
 import type { RouteRegistrar } from "../server.js";
 import { idParam, replyWithLogs, type SwarmRouteOptions } from "./services.js";
 
+/**
+ * The JSON of each task as the list shows it, per stored task object: the store replaces
+ * its objects on every change and never edits them, so a client polling `/tasks` while a
+ * service converges (`docker service ps`, the CLI's progress display) re-encodes only the
+ * tasks that changed since its last poll. Entries go with the task objects.
+ */
+const encodedTasks = new WeakMap<Task, { service: Service | undefined; json: string }>();
+
+function encodeTask(task: Task, service: Service | undefined): string {
+  const cached = encodedTasks.get(task);
+  if (cached !== undefined && cached.service === service) return cached.json;
+  const json = JSON.stringify(dockerTask(task, service));
+  encodedTasks.set(task, { service, json });
+  return json;
+}
+
 /** `/tasks...`: list (filters, `_up-to-date`), inspect, logs. */
 export function taskRoutes(options: SwarmRouteOptions): RouteRegistrar {
   const { control } = options;
   return (app: FastifyInstance) => {
-    app.get("/tasks", (request) => {
+    app.get("/tasks", (request, reply) => {
       const api = requireManager(control);
       const filters = taskFiltersFrom(parseDockerFilters(queryString(request, "filters"), taskFilterKeys));
       const services = new Map(api.listServices().map(({ service }) => [service.id, service]));
-      return api.listTasks(filters).map((task) => dockerTask(task, services.get(task.serviceId)));
+      const tasks = api.listTasks(filters).map((task) => encodeTask(task, services.get(task.serviceId)));
+      return reply.type("application/json").send(`[${tasks.join(",")}]`);
     });
     app.get("/tasks/:id", (request) => {
       const api = requireManager(control);

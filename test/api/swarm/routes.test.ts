@@ -206,6 +206,22 @@ describe("swarm REST routes", () => {
     assert.equal(path(pending, "Status", "State"), "pending");
     assert.equal(path(pending, "Status", "Err"), "no suitable node (insufficient memory on 1 node)");
     assert.equal(path(pending, "DesiredState"), "running");
+    // Listed again after a change to one task and a rename of the service: both show.
+    await control.store.update((tx) => {
+      const task = tx.get("task", "taskb00000000000000000002");
+      assert.ok(task !== undefined);
+      tx.update("task", { ...task, status: { ...task.status, message: "no suitable node (insufficient memory on 2 nodes)" } });
+    });
+    const again = JSON.parse((await request("GET", `/tasks?filters=${filters}`)).body) as Json[];
+    assert.equal(path(again.find((task) => task["Slot"] === 2), "Status", "Err"), "no suitable node (insufficient memory on 2 nodes)");
+    assert.deepEqual(again.find((task) => task["Slot"] === 1), listed.find((task) => task["Slot"] === 1), "an unchanged task lists the same");
+    await control.store.update((tx) => {
+      const service = tx.get("service", web.id);
+      assert.ok(service !== undefined);
+      tx.update("service", { ...service, spec: { ...service.spec, labels: { tier: "front" } } });
+    });
+    const relabelled = JSON.parse((await request("GET", `/tasks?filters=${filters}`)).body) as Json[];
+    assert.deepEqual(relabelled.map((task) => path(task, "ServiceAnnotations", "Labels")), [{ tier: "front" }, { tier: "front" }]);
     const one = await request("GET", "/tasks/taska");
     assert.equal(one.status, 200);
     assert.equal(one.json()["NodeID"], control.nodeId);
