@@ -52,14 +52,14 @@ export async function resolveMounts(mounts: readonly MountRequest[], volumes: Vo
 }
 
 /** The user and environment of a process in this container (init or exec). */
-async function resolveProcessIdentity(options: {
+function resolveProcessIdentity(options: {
   record: ContainerRecord;
   rootfs: string;
   user?: string;
   extraEnv?: readonly string[];
-}): Promise<{ user: OciProcess["user"]; env: string[] }> {
+}): { user: OciProcess["user"]; env: string[] } {
   const { record } = options;
-  const { user, home } = await resolveUser(options.rootfs, options.user ?? record.user ?? record.imageConfig.user);
+  const { user, home } = resolveUser(options.rootfs, options.user ?? record.user ?? record.imageConfig.user);
   const env = resolveEnv({
     image: record.imageConfig.env,
     overrides: [...record.env, ...(options.extraEnv ?? [])],
@@ -70,21 +70,21 @@ async function resolveProcessIdentity(options: {
 }
 
 /** The container's config.json for the OCI runtime. */
-export async function buildContainerSpec(options: {
+export function buildContainerSpec(options: {
   record: ContainerRecord;
   rootfs: string;
   networkNamespace: NetworkNamespace;
   mounts: readonly OciMount[];
   cgroupsPath: string;
   nofileDefault: number;
-}): Promise<OciSpec> {
+}): OciSpec {
   const { record } = options;
   const overrides = {
     ...(record.entrypoint === null ? {} : { entrypoint: record.entrypoint }),
     ...(record.cmd === null ? {} : { cmd: record.cmd }),
     ...(record.workingDir === null ? {} : { workingDir: record.workingDir }),
   };
-  const { user, env } = await resolveProcessIdentity({ record, rootfs: options.rootfs });
+  const { user, env } = resolveProcessIdentity({ record, rootfs: options.rootfs });
   return buildOciSpec({
     hostname: record.hostname,
     rootfsPath: options.rootfs,
@@ -101,7 +101,7 @@ export async function buildContainerSpec(options: {
 }
 
 /** The process of an exec: the container's confinement with the caller's command. */
-export async function buildExecProcess(options: {
+export function buildExecProcess(options: {
   record: ContainerRecord;
   rootfs: string;
   cmd: readonly string[];
@@ -109,10 +109,10 @@ export async function buildExecProcess(options: {
   user?: string;
   workingDir?: string;
   nofileDefault: number;
-}): Promise<OciProcess> {
+}): OciProcess {
   const { record } = options;
   if (options.cmd.length === 0) throw new InvalidArgumentError("exec needs a command");
-  const identity = await resolveProcessIdentity({
+  const identity = resolveProcessIdentity({
     record,
     rootfs: options.rootfs,
     ...(options.user === undefined ? {} : { user: options.user }),

@@ -582,7 +582,7 @@ class ContainerServiceImpl implements ContainerService {
       throw new FailedPreconditionError(`container ${entry.record.name} is not running: start it before exec`);
     }
     const paths = this.#store.paths(entry.record.id);
-    const process = await buildExecProcess({
+    const process = buildExecProcess({
       record: entry.record,
       rootfs: paths.rootfs,
       nofileDefault: this.#options.nofileDefault,

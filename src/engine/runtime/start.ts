@@ -117,7 +117,7 @@ export async function startContainerRun(context: StartContext): Promise<Containe
   try {
     const { namespace, attachment, mounts } = await prepareRun(context, undo);
     // The user comes from the image's /etc/passwd, read through the mounted rootfs.
-    const spec = await buildContainerSpec({
+    const spec = buildContainerSpec({
       record,
       rootfs: paths.rootfs,
       networkNamespace: namespace,

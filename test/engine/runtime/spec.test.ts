@@ -49,14 +49,14 @@ test("users resolve from the image's passwd and group, never from the host's", a
   await mkdir(join(root, "etc"));
   await writeFile(join(root, "etc", "passwd"), "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n");
   await writeFile(join(root, "etc", "group"), "root:x:0:\napp:x:1001:\nwheel:x:10:app,other\n");
-  assert.deepEqual(await resolveUser(root, ""), { user: { uid: 0, gid: 0 }, home: "/root" });
-  assert.deepEqual(await resolveUser(root, "app"), { user: { uid: 1000, gid: 1001, additionalGids: [10] }, home: "/home/app" });
-  assert.deepEqual((await resolveUser(root, "1000")).user.uid, 1000);
-  assert.deepEqual((await resolveUser(root, "app:wheel")).user, { uid: 1000, gid: 10 });
-  assert.deepEqual((await resolveUser(root, "4242:4343")).user, { uid: 4242, gid: 4343 });
-  await assert.rejects(resolveUser(root, "nobody"), { name: "InvalidArgumentError", message: /unable to find user "nobody"/ });
-  await assert.rejects(resolveUser(root, "app:nogroup"), { name: "InvalidArgumentError", message: /unable to find group/ });
-  await assert.rejects(resolveUser(root, "a:b:c"), { name: "InvalidArgumentError" });
+  assert.deepEqual(resolveUser(root, ""), { user: { uid: 0, gid: 0 }, home: "/root" });
+  assert.deepEqual(resolveUser(root, "app"), { user: { uid: 1000, gid: 1001, additionalGids: [10] }, home: "/home/app" });
+  assert.deepEqual(resolveUser(root, "1000").user.uid, 1000);
+  assert.deepEqual(resolveUser(root, "app:wheel").user, { uid: 1000, gid: 10 });
+  assert.deepEqual(resolveUser(root, "4242:4343").user, { uid: 4242, gid: 4343 });
+  assert.throws(() => resolveUser(root, "nobody"), { name: "InvalidArgumentError", message: /unable to find user "nobody"/ });
+  assert.throws(() => resolveUser(root, "app:nogroup"), { name: "InvalidArgumentError", message: /unable to find group/ });
+  assert.throws(() => resolveUser(root, "a:b:c"), { name: "InvalidArgumentError" });
 
   // A hostile image whose passwd points out of its root reads inside the root instead.
   const hostile = await mkdtemp(join(tmpdir(), "shoal-user-hostile-"));
@@ -64,13 +64,13 @@ test("users resolve from the image's passwd and group, never from the host's", a
   await mkdir(join(hostile, "etc"));
   await symlink("/../../../../etc/passwd", join(hostile, "etc", "passwd"));
   // The link resolves to <root>/etc/passwd, i.e. itself: a loop, not the host file.
-  await assert.rejects(resolveUser(hostile, "root"), { name: "InvalidArgumentError", message: /too many symbolic links/ });
+  assert.throws(() => resolveUser(hostile, "root"), { name: "InvalidArgumentError", message: /too many symbolic links/ });
   assert.throws(() => resolveInRoot(hostile, "/etc/passwd"), { name: "InvalidArgumentError" });
   await rm(join(hostile, "etc", "passwd"));
   await symlink("../../../../../../etc/hostname", join(hostile, "etc", "passwd"));
   // ".." stops at the root: /etc/hostname of the image, absent here, so numeric users only.
-  assert.deepEqual((await resolveUser(hostile, "0")).user, { uid: 0, gid: 0 });
-  await assert.rejects(resolveUser(hostile, "daemon"), { name: "InvalidArgumentError" });
+  assert.deepEqual(resolveUser(hostile, "0").user, { uid: 0, gid: 0 });
+  assert.throws(() => resolveUser(hostile, "daemon"), { name: "InvalidArgumentError" });
 });
 
 function specInput(overrides: Partial<SpecInput> = {}): SpecInput {

@@ -77,12 +77,7 @@ function resolveGroup(spec: string, groups: GroupEntry[] | null): number {
  * root) against the image's /etc/passwd and /etc/group, read from `rootfs` without
  * following links out of it. A numeric uid not in passwd is allowed with gid 0 (as Docker).
  */
-export function resolveUser(rootfs: string, spec: string): Promise<ResolvedUser> {
-  return new Promise((resolve) => resolve(resolveUserNow(rootfs, spec)));
-}
-
-/** resolveUser, with the files read synchronously (readRootfsTextFile says why). */
-function resolveUserNow(rootfs: string, spec: string): ResolvedUser {
+export function resolveUser(rootfs: string, spec: string): ResolvedUser {
   const [userPart = "", groupPart] = spec.split(":", 2);
   if (spec.split(":").length > 2) {
     throw new InvalidArgumentError(`invalid user "${spec}": use name, uid, name:group or uid:gid`);
