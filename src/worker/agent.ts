@@ -1,6 +1,7 @@
 import { credentials as grpcCredentials, Metadata, type ChannelCredentials } from "@grpc/grpc-js";
 
 import { systemClock, type Clock } from "../common/clock.js";
+import { CoalescedRunner } from "../common/coalesced-runner.js";
 import { CancelledError, FailedPreconditionError, InvalidArgumentError, errorMessage } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
 import type { ProtoGrpcType as DispatcherProto } from "../gen/dispatcher.js";
@@ -108,8 +109,8 @@ class AgentImpl implements Agent {
   #unreportedWaiter: (() => void) | null = null;
   #stop: AbortController | null = null;
   #loop: Promise<void> | null = null;
-  #saving: Promise<void> | null = null;
-  #saveAgain = false;
+  /** Saves of the task database, one at a time; changes made while one waits ride on it. */
+  readonly #saves = new CoalescedRunner(() => this.#save());
   #logs: LogPublisher | null = null;
 
   constructor(options: AgentOptions) {
@@ -177,8 +178,7 @@ class AgentImpl implements Agent {
     await this.#logs?.stop();
     this.#logs = null;
     await Promise.all([...this.#runners.values()].map((runner) => runner.close()));
-    this.#persist();
-    while (this.#saving !== null) await this.#saving;
+    await this.#saves.run();
     this.#runners.clear();
     this.#unreported.clear();
     this.#stop = null;
@@ -393,22 +393,17 @@ class AgentImpl implements Agent {
     };
   }
 
-  /** Saves the task database, coalescing saves requested while one is in progress. */
+  /** Saves the task database soon (see #saves). */
   #persist(): void {
-    if (this.#saving !== null) {
-      this.#saveAgain = true;
-      return;
+    void this.#saves.run();
+  }
+
+  async #save(): Promise<void> {
+    try {
+      await this.#database.save(this.#snapshot());
+    } catch (error) {
+      this.#logger.error({ err: error, path: this.#database.path }, "could not save the worker task database");
     }
-    this.#saving = this.#database
-      .save(this.#snapshot())
-      .catch((error: unknown) => this.#logger.error({ err: error, path: this.#database.path }, "could not save the worker task database"))
-      .finally(() => {
-        this.#saving = null;
-        if (this.#saveAgain) {
-          this.#saveAgain = false;
-          this.#persist();
-        }
-      });
   }
 }
 

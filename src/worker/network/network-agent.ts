@@ -1,6 +1,7 @@
 import { credentials as grpcCredentials, Metadata, type ChannelCredentials, type ClientReadableStream } from "@grpc/grpc-js";
 
 import { systemClock, type Clock } from "../../common/clock.js";
+import { CoalescedRunner } from "../../common/coalesced-runner.js";
 import { CancelledError, errorMessage } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
 import type { ProtoGrpcType as DispatcherProto } from "../../gen/dispatcher.js";
@@ -53,7 +54,15 @@ export class NetworkAgent {
   #map: NetworkMap | undefined;
   #stop: AbortController | null = null;
   #loops: Promise<unknown> | null = null;
-  #syncing: Promise<void> = Promise.resolve();
+  /**
+   * Applies the newest map, one sync at a time. Maps that arrive while a sync waits add no
+   * sync of their own: in a rolling update the manager sends one every 50 ms, and one sync
+   * per map piled up on a slow node until the map taking a stopping task out of the
+   * balancers came after the task's drain time.
+   */
+  readonly #syncs = new CoalescedRunner(() => this.#syncOnce());
+  /** The signal of the running agent (start), for the syncs. */
+  #syncSignal: AbortSignal | undefined;
   #lastError = "";
   /** Per container namespace: its uplink (eth0 address, gateway) and the ruleset last loaded. */
   readonly #containers = new Map<string, { uplink: { address: string; gateway: string } | undefined; ruleset: string }>();
@@ -81,6 +90,7 @@ export class NetworkAgent {
     if (this.#stop !== null) return;
     const stop = new AbortController();
     this.#stop = stop;
+    this.#syncSignal = stop.signal;
     this.#loops = Promise.all([this.#mapLoop(stop.signal), this.#syncLoop(stop.signal)]);
   }
 
@@ -93,7 +103,7 @@ export class NetworkAgent {
     if (stop === null) return;
     stop.abort();
     await this.#loops;
-    await this.#syncing;
+    await this.#syncs.idle();
     this.#stop = null;
     for (const resolver of this.#resolvers.values()) resolver?.close();
     this.#resolvers.clear();
@@ -101,32 +111,30 @@ export class NetworkAgent {
 
   async #syncLoop(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
-      this.#sync(signal);
-      await this.#syncing;
+      await this.#syncs.run();
       await this.#clock.sleep(dataPlaneSyncIntervalMs, { signal }).catch(() => undefined);
     }
   }
 
-  /** Applies the desired state once; calls never overlap. */
-  #sync(signal: AbortSignal): void {
-    this.#syncing = this.#syncing.then(async () => {
-      const session = this.#options.session();
-      if (this.#map === undefined || session === null || signal.aborted) return;
-      const desired = desiredOverlay(this.#map, session.nodeId, this.#options.tasks());
-      if (desired === undefined) return;
-      try {
-        await this.#overlay.apply(desired.state, desired.attachments, { signal });
-        await this.#programServices(this.#map, desired.attachments, signal);
-        await this.#programMesh(this.#map, signal);
-        this.#lastError = "";
-      } catch (error) {
-        if (signal.aborted) return;
-        // The next sync retries; log each distinct failure once.
-        const message = errorMessage(error);
-        if (message !== this.#lastError) this.#logger.warn({ err: message }, "programming the overlay failed; retrying");
-        this.#lastError = message;
-      }
-    });
+  /** Applies the desired state of the newest map once; never rejects (failures are logged and retried). */
+  async #syncOnce(): Promise<void> {
+    const signal = this.#syncSignal;
+    const session = this.#options.session();
+    if (signal === undefined || this.#map === undefined || session === null || signal.aborted) return;
+    const desired = desiredOverlay(this.#map, session.nodeId, this.#options.tasks());
+    if (desired === undefined) return;
+    try {
+      await this.#overlay.apply(desired.state, desired.attachments, { signal });
+      await this.#programServices(this.#map, desired.attachments, signal);
+      await this.#programMesh(this.#map, signal);
+      this.#lastError = "";
+    } catch (error) {
+      if (signal.aborted) return;
+      // The next sync retries; log each distinct failure once.
+      const message = errorMessage(error);
+      if (message !== this.#lastError) this.#logger.warn({ err: message }, "programming the overlay failed; retrying");
+      this.#lastError = message;
+    }
   }
 
   /** Loads each local container's VIP rules and points its DNS at the node's resolver. */
@@ -261,7 +269,7 @@ export class NetworkAgent {
         call.on("data", (message: NetworkMapMessage__Output) => {
           try {
             this.#map = parseNetworkMap(message.map);
-            this.#sync(signal);
+            void this.#syncs.run();
           } catch (error) {
             call.cancel();
             reject(error instanceof Error ? error : new Error(String(error)));
