@@ -57,7 +57,7 @@ export class NetworkAgent {
   /**
    * Applies the newest map, one sync at a time. Maps that arrive while a sync waits add no
    * sync of their own: in a rolling update the manager sends one every 50 ms, and one sync
-   * per map piled up on a slow node until the map taking a stopping task out of the
+   * per map could pile up on a slow node until the map taking a stopping task out of the
    * balancers came after the task's drain time.
    */
   readonly #syncs = new CoalescedRunner(() => this.#syncOnce());
