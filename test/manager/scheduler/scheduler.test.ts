@@ -40,6 +40,22 @@ async function createTask(harness: SchedulerHarness, slot: number): Promise<stri
   return task.id;
 }
 
+/** Lets time pass with nothing happening: the next change finds the last pass an interval old. */
+async function quietSpell(harness: SchedulerHarness): Promise<void> {
+  harness.clock.advance(2 * passIntervalMs);
+  await quiesce(harness.store);
+}
+
+/** Creates a task and runs the timers due on the next turn; answers the task's state then. */
+async function createAndTurn(harness: SchedulerHarness, slot: number): Promise<{ id: string; state: string | undefined }> {
+  const { store, clock } = harness;
+  const id = await createTask(harness, slot);
+  await quiesce(store);
+  clock.advance(0);
+  await quiesce(store);
+  return { id, state: store.view((tx) => tx.get("task", id))?.status.state };
+}
+
 /** Store versions whose commit moved at least one task to "assigned". */
 function watchAssignmentCommits(t: TestContext, store: MemoryStore): Set<number> {
   const versions = new Set<number>();
@@ -71,13 +87,9 @@ test("after a quiet spell a task is placed at once; the 20 that follow in 20 com
   const harness = await startScheduler(t);
   const { store, clock } = harness;
   await addNodes(store, ["n1", "n2", "n3", "n4"]);
-  clock.advance(2 * passIntervalMs);
-  await quiesce(store);
-  const first = await createTask(harness, 0);
-  await quiesce(store);
-  clock.advance(0);
-  await quiesce(store);
-  assert.equal(store.view((tx) => tx.get("task", first))?.status.state, "assigned", "the lone task waited for a gap with nothing to batch");
+  await quietSpell(harness);
+  const { id: first, state } = await createAndTurn(harness, 0);
+  assert.equal(state, "assigned", "the lone task waited for a gap with nothing to batch");
   const commits = watchAssignmentCommits(t, store);
   const messages = subscribeAssigned(t);
   const ids: string[] = [];
@@ -101,8 +113,7 @@ test("a steady stream of new tasks is placed once per interval, each within an i
   const harness = await startScheduler(t);
   const { store, clock } = harness;
   await addNodes(store, ["n1"]);
-  clock.advance(2 * passIntervalMs);
-  await quiesce(store);
+  await quietSpell(harness);
   const messages = subscribeAssigned(t);
   const createdAt = new Map<string, number>();
   // A new task every 10 ms: a debounce waiting for a quiet gap would never place one.
@@ -125,23 +136,18 @@ test("with no task waiting, freed resources and node changes start no pass: the 
   const harness = await startScheduler(t);
   const { store, clock } = harness;
   await addNodes(store, ["n1", "n2"]);
-  clock.advance(2 * passIntervalMs);
-  await quiesce(store);
+  await quietSpell(harness);
   const first = await createTask(harness, 1);
   await advanceUntil(harness, "first assigned", () => store.view((tx) => tx.get("task", first))?.status.state === "assigned");
-  clock.advance(2 * passIntervalMs);
-  await quiesce(store);
+  await quietSpell(harness);
   // A service removed (its task deleted) and a node heartbeat, right before the next service's task.
   await store.update((tx) => tx.delete("task", first));
   await updateNode(store, "n1", (node) => ({ ...node, status: { ...node.status, addr: "10.0.0.1" } }));
   await quiesce(store);
   clock.advance(0);
   await quiesce(store);
-  const next = await createTask(harness, 2);
-  await quiesce(store);
-  clock.advance(0);
-  await quiesce(store);
-  assert.equal(store.view((tx) => tx.get("task", next))?.status.state, "assigned", "the next task waited out an interval started by a pass with nothing to do");
+  const { state } = await createAndTurn(harness, 2);
+  assert.equal(state, "assigned", "the next task waited out an interval started by a pass with nothing to do");
 });
 
 test("a task no node can take is left pending with the reason, written once, and placed when a node fits", async (t) => {

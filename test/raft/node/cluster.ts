@@ -8,7 +8,7 @@ import { pino } from "pino";
 
 import { systemClock } from "../../../src/common/clock.js";
 import type { NodeId } from "../../../src/raft/core/types.js";
-import { RaftNode } from "../../../src/raft/node.js";
+import { NotLeaderError, RaftNode } from "../../../src/raft/node.js";
 import type { AppliedEntry, RaftMember, StateMachine } from "../../../src/raft/node.js";
 import { createGrpcRaftTransport } from "../../../src/raft/transport/transport.js";
 import type { RaftTransport } from "../../../src/raft/transport/transport.js";
@@ -58,6 +58,15 @@ export async function settlesWithin<T>(what: string, promise: Promise<T>, deadli
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** For assert.rejects: the error is a NotLeaderError naming `leader`. */
+export function isNotLeader(leader: NodeId): (error: unknown) => boolean {
+  return (error) => {
+    assert.ok(error instanceof NotLeaderError, `expected NotLeaderError, got ${String(error)}`);
+    assert.equal(error.leader, leader);
+    return true;
+  };
 }
 
 export interface TestMember {
@@ -114,6 +123,13 @@ export class TestCluster {
     const member = this.members.find((candidate) => candidate.id === id);
     if (member === undefined) throw new Error(`no member ${id}`);
     return member;
+  }
+
+  /** The first member that is not `member` (a follower, when `member` is the leader). */
+  otherThan(member: TestMember): TestMember {
+    const other = this.members.find((candidate) => candidate.id !== member.id);
+    if (other === undefined) throw new Error(`no member other than ${member.id}`);
+    return other;
   }
 
   /** Starts (or restarts) a member; the first start of each picks a free port. */

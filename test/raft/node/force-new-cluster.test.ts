@@ -87,8 +87,7 @@ test("a survivor of a three-member cluster restarts alone with every committed e
   const leader = await cluster.leader();
   const values = Array.from({ length: 50 }, (_, i) => `v${i}`);
   for (const value of values) await leader.node?.propose(Buffer.from(value));
-  const survivor = cluster.members.find((member) => member.id !== leader.id);
-  assert.ok(survivor !== undefined);
+  const survivor = cluster.otherThan(leader);
   await waitFor("the survivor applies every value", () => survivor.machine.applied.length === values.length);
   for (const member of cluster.members) await cluster.stopMember(member.id);
 

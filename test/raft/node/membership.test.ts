@@ -3,24 +3,15 @@ import { test, type TestContext } from "node:test";
 
 import { FailedPreconditionError, UnavailableError } from "../../../src/common/errors.js";
 import { NotLeaderError, type RaftNode } from "../../../src/raft/node.js";
-import { settlesWithin, startGatedCluster, TestCluster, waitFor } from "./cluster.js";
+import { isNotLeader, settlesWithin, startGatedCluster, TestCluster, waitFor } from "./cluster.js";
 import { GatedFsync } from "./gated-fsync.js";
-
-function isNotLeader(leader: number): (error: unknown) => boolean {
-  return (error) => {
-    assert.ok(error instanceof NotLeaderError, `expected NotLeaderError, got ${String(error)}`);
-    assert.equal(error.leader, leader);
-    return true;
-  };
-}
 
 test("every membership change on a follower is refused at once with NotLeaderError naming the leader", async (t) => {
   const cluster = await TestCluster.start(3);
   t.after(() => cluster.close());
   const leader = await cluster.leader();
-  const follower = cluster.members.find((member) => member.id !== leader.id);
-  assert.ok(follower?.node);
-  const node = follower.node;
+  const node = cluster.otherThan(leader).node;
+  assert.ok(node);
   const attempts = [
     () => node.addLearner({ id: 7, address: "127.0.0.1:1" }),
     () => node.addMember({ id: 8, address: "127.0.0.1:1" }),
@@ -109,8 +100,7 @@ test("a demoted voter keeps the log as a learner; a demoted leader steps down", 
   const leader = await cluster.leader();
   assert.ok(leader.node);
   await leader.node.propose(Buffer.from("before"));
-  const demoted = cluster.members.find((member) => member.id !== leader.id);
-  assert.ok(demoted);
+  const demoted = cluster.otherThan(leader);
   const afterDemotion = await settlesWithin("the demotion", leader.node.demote(demoted.id));
   assert.deepEqual([...afterDemotion.learners], [demoted.id]);
   assert.equal(afterDemotion.voters.length, 2);

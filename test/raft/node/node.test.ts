@@ -4,9 +4,9 @@ import { test } from "node:test";
 import type { TestContext } from "node:test";
 
 import { UnavailableError } from "../../../src/common/errors.js";
-import { leaderChangedChannel, NotLeaderError } from "../../../src/raft/node.js";
+import { leaderChangedChannel } from "../../../src/raft/node.js";
 import type { LeaderChange } from "../../../src/raft/node.js";
-import { startGatedCluster, TestCluster, waitFor } from "./cluster.js";
+import { isNotLeader, startGatedCluster, TestCluster, waitFor } from "./cluster.js";
 import type { TestMember } from "./cluster.js";
 import { GatedFsync } from "./gated-fsync.js";
 
@@ -34,13 +34,9 @@ test("a proposal on a follower is refused with the leader's id", async (t) => {
   const cluster = await TestCluster.start(3);
   t.after(() => cluster.close());
   const leader = await cluster.leader();
-  const follower = cluster.members.find((member) => member.id !== leader.id);
-  assert.ok(follower?.node);
-  await assert.rejects(follower.node.propose(Buffer.from("x")), (error: unknown) => {
-    assert.ok(error instanceof NotLeaderError);
-    assert.equal(error.leader, leader.id);
-    return true;
-  });
+  const follower = cluster.otherThan(leader);
+  assert.ok(follower.node);
+  await assert.rejects(follower.node.propose(Buffer.from("x")), isNotLeader(leader.id));
 });
 
 test("closing the leader elects a new one that keeps every applied entry", async (t) => {
@@ -88,8 +84,8 @@ test("readIndex on a follower waits for the leader's commit index", async (t) =>
   const cluster = await TestCluster.start(3);
   t.after(() => cluster.close());
   const leader = await cluster.leader();
-  const follower = cluster.members.find((member) => member.id !== leader.id);
-  assert.ok(follower?.node && leader.node);
+  const follower = cluster.otherThan(leader);
+  assert.ok(follower.node && leader.node);
   const { index } = await leader.node.propose(Buffer.from("read me"));
   const readIndex = await follower.node.readIndex();
   assert.ok(readIndex >= index, `read index ${readIndex} below the write's ${index}`);
@@ -100,8 +96,8 @@ test("snapshots compact the log and a restarted member recovers from snapshot pl
   const cluster = await TestCluster.start(3, { snapshotEveryEntries: 20 });
   t.after(() => cluster.close());
   const leader = await cluster.leader();
-  const follower = cluster.members.find((member) => member.id !== leader.id);
-  assert.ok(follower && leader.node);
+  const follower = cluster.otherThan(leader);
+  assert.ok(leader.node);
   await cluster.stopMember(follower.id);
   const values = Array.from({ length: 100 }, (_, i) => `v${i}`);
   for (const value of values) await leader.node.propose(Buffer.from(value));
@@ -184,8 +180,7 @@ test("an entry both followers persisted is answered while the leader's own fsync
 test("a committed entry is answered while the leader's fsync of newer entries in its Ready still runs", async (t) => {
   const { cluster, gates, leader, index } = await gatedCluster(t);
   const leaderGate = gates.get(leader.id);
-  const slowFollower = cluster.members.find((member) => member.id !== leader.id);
-  const slowGate = slowFollower === undefined ? undefined : gates.get(slowFollower.id);
+  const slowGate = gates.get(cluster.otherThan(leader).id);
   assert.ok(leader.node !== null && leaderGate !== undefined && slowGate !== undefined);
   // One follower's disk stalls: every commit now needs the leader's own fsync as well.
   slowGate.close();
@@ -265,8 +260,8 @@ test("leadership transfers to the chosen member", async (t) => {
   const cluster = await TestCluster.start(3);
   t.after(() => cluster.close());
   const leader = await cluster.leader();
-  const target = cluster.members.find((member) => member.id !== leader.id);
-  assert.ok(leader.node && target);
+  const target = cluster.otherThan(leader);
+  assert.ok(leader.node);
   await leader.node.propose(Buffer.from("before transfer"));
   leader.node.transferLeadership(target.id);
   await waitFor("transfer", () => target.node?.status().role === "leader");

@@ -104,9 +104,9 @@ test("a snapshot's slow file write holds up no Ready, and the log is compacted o
 test("a leader's snapshot that arrives while a local one is being written waits for it", async (t) => {
   const { cluster, gates } = await startGatedCluster(t, { snapshotEveryEntries: 20 }, () => new GatedSnapshotSync(), (openerOf) => ({ snapshotOpenFile: openerOf }));
   const leader = await cluster.leader();
-  const follower = cluster.members.find((member) => member.id !== leader.id);
-  const gate = follower === undefined ? undefined : gates.get(follower.id);
-  assert.ok(leader.node && leader.transport && follower?.node && gate);
+  const follower = cluster.otherThan(leader);
+  const gate = gates.get(follower.id);
+  assert.ok(leader.node && leader.transport && follower.node && gate);
   const node = leader.node;
   gate.close();
   const values = Array.from({ length: 90 }, (_, i) => `v${i}`);
