@@ -1,5 +1,6 @@
 import { lstat, mkdir, readFile, readdir, rm } from "node:fs/promises";
 
+import { CoalescedRunner } from "../../common/coalesced-runner.js";
 import { writeFileAtomic } from "../../common/files.js";
 import { join } from "node:path";
 
@@ -125,10 +126,11 @@ class OverlaySnapshotterImpl implements LayerSnapshotter {
   readonly #clock: Clock;
   readonly #logger: Logger;
   #metadata: Metadata = { nextId: 1, snapshots: new Map() };
-  /** Serialises metadata writes so that two commits never interleave their renames. */
-  #writing: Promise<void> = Promise.resolve();
-  /** The write queued behind the one in flight: changes made meanwhile all ride on it. */
-  #queued: Promise<void> | null = null;
+  /**
+   * Metadata writes, one at a time (two never interleave their renames); a change made
+   * while a write waits rides on it (see #save).
+   */
+  readonly #writes = new CoalescedRunner(() => this.#write());
 
   constructor(options: { root: string; clock: Clock; logger: Logger }) {
     this.#directory = join(options.root, "snapshots");
@@ -154,16 +156,12 @@ class OverlaySnapshotterImpl implements LayerSnapshotter {
    * such changes (group commit). A caller's promise settles once its change is on disk.
    */
   #save(): Promise<void> {
-    if (this.#queued !== null) return this.#queued;
-    const write = async (): Promise<void> => {
-      this.#queued = null;
-      const snapshots = Object.fromEntries(this.#metadata.snapshots);
-      await writeFileAtomic(this.#metadataPath, JSON.stringify({ version: metadataVersion, nextId: this.#metadata.nextId, snapshots }));
-    };
-    const next = this.#writing.then(write, write);
-    this.#queued = next;
-    this.#writing = next;
-    return next;
+    return this.#writes.run();
+  }
+
+  async #write(): Promise<void> {
+    const snapshots = Object.fromEntries(this.#metadata.snapshots);
+    await writeFileAtomic(this.#metadataPath, JSON.stringify({ version: metadataVersion, nextId: this.#metadata.nextId, snapshots }));
   }
 
   #record(key: string): SnapshotRecord {

@@ -61,8 +61,6 @@ export class NetworkAgent {
    * balancers came after the task's drain time.
    */
   readonly #syncs = new CoalescedRunner(() => this.#syncOnce());
-  /** The signal of the running agent (start), for the syncs. */
-  #syncSignal: AbortSignal | undefined;
   #lastError = "";
   /** Per container namespace: its uplink (eth0 address, gateway) and the ruleset last loaded. */
   readonly #containers = new Map<string, { uplink: { address: string; gateway: string } | undefined; ruleset: string }>();
@@ -90,7 +88,6 @@ export class NetworkAgent {
     if (this.#stop !== null) return;
     const stop = new AbortController();
     this.#stop = stop;
-    this.#syncSignal = stop.signal;
     this.#loops = Promise.all([this.#mapLoop(stop.signal), this.#syncLoop(stop.signal)]);
   }
 
@@ -118,7 +115,7 @@ export class NetworkAgent {
 
   /** Applies the desired state of the newest map once; never rejects (failures are logged and retried). */
   async #syncOnce(): Promise<void> {
-    const signal = this.#syncSignal;
+    const signal = this.#stop?.signal;
     const session = this.#options.session();
     if (signal === undefined || this.#map === undefined || session === null || signal.aborted) return;
     const desired = desiredOverlay(this.#map, session.nodeId, this.#options.tasks());
