@@ -13,7 +13,7 @@ import { asArray, asRecord, stringField } from "../../src/cli/parse.js";
 import { systemClock } from "../../src/common/clock.js";
 import { UnavailableError } from "../../src/common/errors.js";
 import { buildDemoArchive } from "../../src/engine/images/index.js";
-import { removeEngineHostState } from "../../src/engine/index.js";
+import { releaseEngineRunDirectory, removeEngineHostState } from "../../src/engine/index.js";
 
 const shoaldPath = fileURLToPath(new URL("../../src/bin/shoald.js", import.meta.url));
 /** How long shoald may take to log that it started (a cold start on a loaded 2-core host). */
@@ -40,10 +40,11 @@ function startedLineSeen(log: string): boolean {
 export async function startBenchDaemon(options: { signal: AbortSignal }): Promise<BenchDaemon> {
   const dir = await mkdtemp(join(tmpdir(), "shoal-bench-converge-"));
   const dataDir = join(dir, "data");
+  const runDir = join(dir, "run");
   const socketPath = join(dir, "shoald.sock");
   const child = spawn(
     process.execPath,
-    [shoaldPath, "--data-dir", dataDir, "--run-dir", join(dir, "run"), "--socket", socketPath, "--listen-addr", "127.0.0.1:0", "--log-level", "info"],
+    [shoaldPath, "--data-dir", dataDir, "--run-dir", runDir, "--socket", socketPath, "--listen-addr", "127.0.0.1:0", "--log-level", "info"],
     { stdio: ["ignore", "ignore", "pipe"] },
   );
   let log = "";
@@ -64,7 +65,7 @@ export async function startBenchDaemon(options: { signal: AbortSignal }): Promis
       await exited;
       cancelKill();
     }
-    await removeEngineLeftovers(dataDir);
+    await removeEngineLeftovers(dataDir, runDir);
     await rm(dir, { recursive: true, force: true });
   };
   try {
@@ -135,8 +136,9 @@ async function removeAllContainers(client: ApiClient): Promise<void> {
   }
 }
 
-/** The engine's bridge and cgroup parent stay after the daemon stops (see removeEngineHostState). */
-async function removeEngineLeftovers(dataDir: string): Promise<void> {
+/** The engine's bridge, cgroup parent and run tmpfs stay after the daemon stops (see removeEngineHostState). */
+async function removeEngineLeftovers(dataDir: string, runDir: string): Promise<void> {
+  await releaseEngineRunDirectory(runDir);
   const engineId = await readFile(join(dataDir, "engine", "engine-id"), "utf8").then(
     (text) => text.trim(),
     () => undefined, // the engine never started: it made no bridge

@@ -18,7 +18,7 @@ import { pino } from "pino";
 
 import { routeCommandsThrough } from "../../src/common/command.js";
 import { CommandSpawner } from "../../src/common/spawner.js";
-import { createEngine, engineCgroupParent, type Engine } from "../../src/engine/engine.js";
+import { createEngine, engineCgroupParent, releaseEngineRunDirectory, type Engine } from "../../src/engine/engine.js";
 import { removeCgroupDirectories } from "../../src/engine/runtime/oci/cgroups.js";
 import { buildOciSpec } from "../../src/engine/runtime/spec/spec.js";
 import { buildDemoImages, demoBusyboxName } from "../../src/engine/images/index.js";
@@ -111,6 +111,7 @@ async function writeRawBundle(directory: string, rootfs: string, shoalSpec: bool
     const spec = buildOciSpec({
       hostname: "bench",
       rootfsPath: rootfs,
+      rootfsMounts: [],
       readonlyRootfs: false,
       args: ["/bin/busybox", "true"],
       env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
@@ -265,6 +266,7 @@ async function main(): Promise<void> {
       await removeCgroupDirectories(engineCgroupParent(engineId)).catch(() => undefined);
     }
     await removeCgroupDirectories("/shoal-bench-raw").catch(() => undefined);
+    await releaseEngineRunDirectory(join(root, "run"));
     await rm(root, { recursive: true, force: true });
     stopRouting();
     await spawner.close();

@@ -6,6 +6,7 @@ import { systemClock, type Clock } from "../common/clock.js";
 import type { Logger } from "../common/logger.js";
 import { InternalError, UnavailableError, throwIfAborted } from "../common/errors.js";
 import { removeBridgeNetwork } from "./network/masquerade.js";
+import { ensureRunDirectoryOnTmpfs, releaseRunDirectory } from "./run-directory.js";
 import { createNetworkManager, type NetworkManager } from "./network/network.js";
 import { createContainerService, type ContainerService } from "./runtime/containers.js";
 import { detectOciRuntime, findExecutable } from "./runtime/oci/detect.js";
@@ -19,7 +20,10 @@ import { createVolumeService, type VolumeService } from "./volumes/volumes.js";
 export interface EngineOptions {
   /** Persistent state: `<dataDir>/engine/{containers,volumes,network}`. */
   dataDir: string;
-  /** Runtime state that must outlive the daemon but not a reboot (runtime root, exit files). */
+  /**
+   * Runtime state that must outlive the daemon but not a reboot (runtime root, exit files,
+   * bundles): `<runDir>/engine`, put on a tmpfs (ensureRunDirectoryOnTmpfs).
+   */
   runDir: string;
   logger: Logger;
   clock?: Clock;
@@ -90,11 +94,24 @@ export function engineCgroupParent(engineId: string): string {
  * Removes what an engine with the default network leaves on the host once its daemon has
  * stopped and its containers are gone: the bridge with its NAT table and the cgroup parent.
  * They outlive the daemon on purpose (its containers keep running); tests and benchmarks
- * that made the engine call this.
+ * that made the engine call this, and releaseEngineRunDirectory.
  */
 export async function removeEngineHostState(engineId: string): Promise<void> {
   await removeBridgeNetwork(defaultBridgeName(engineId));
   await removeCgroupDirectories(engineCgroupParent(engineId));
+}
+
+/**
+ * Unmounts the tmpfs of the engine's run directory under `runDir` (see EngineOptions.runDir)
+ * so `runDir` can be removed. It outlives the daemon too, and is mounted before the engine
+ * has an id, so this needs none.
+ */
+export async function releaseEngineRunDirectory(runDir: string): Promise<void> {
+  await releaseRunDirectory(engineRunDirectory(runDir));
+}
+
+function engineRunDirectory(runDir: string): string {
+  return join(runDir, "engine");
 }
 
 /** The bridge of an engine that was not given one: per engine, so daemons on one host never share it. */
@@ -112,15 +129,18 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   const random = options.randomBytes ?? cryptoRandomBytes;
   const logger = options.logger.child({ component: "engine" });
   const engineDirectory = join(options.dataDir, "engine");
-  const runDirectory = join(options.runDir, "engine");
+  const runDirectory = engineRunDirectory(options.runDir);
   const directories = {
     containers: join(engineDirectory, "containers"),
+    containerRuns: join(runDirectory, "containers"),
     volumes: join(engineDirectory, "volumes"),
     exits: join(runDirectory, "exits"),
     sockets: join(runDirectory, "sockets"),
     probe: join(runDirectory, "probe"),
     oci: join(runDirectory, "oci"),
   };
+  await mkdir(runDirectory, { recursive: true, mode: 0o700 });
+  await ensureRunDirectoryOnTmpfs(runDirectory, { runtimeRootBase: directories.oci, logger, ...(options.signal === undefined ? {} : { signal: options.signal }) });
   for (const directory of Object.values(directories)) await mkdir(directory, { recursive: true, mode: 0o700 });
   const engineId = await loadEngineId(join(engineDirectory, "engine-id"), random);
   const conmonPath = await findExecutable("conmon");
@@ -156,6 +176,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   });
   containers = await createContainerService({
     root: directories.containers,
+    runRoot: directories.containerRuns,
     exitDirectory: directories.exits,
     socketDirectory: directories.sockets,
     cgroupParent: engineCgroupParent(engineId),
@@ -179,6 +200,7 @@ function imageRootfsProvider(images: ImageService): RootfsProvider {
     prepare: async (containerId: string, imageId: string, options: { signal?: AbortSignal } = {}): Promise<readonly RootfsMount[]> =>
       await images.prepareContainerRootfs({ containerId, imageRef: imageId, ...options }),
     mounts: (containerId: string): readonly RootfsMount[] => images.containerRootfsMounts(containerId),
+    writableLayer: (containerId: string): string => images.containerWritableLayer(containerId),
     remove: async (containerId: string): Promise<void> => await images.removeContainerRootfs(containerId),
   };
 }

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 
-import { createEngine } from "../../src/engine/engine.js";
+import { createEngine, releaseEngineRunDirectory } from "../../src/engine/engine.js";
 import { containerSkipReason, createEngineFixture, testLogger } from "./runtime/helpers.js";
 
 const options = { skip: containerSkipReason() ?? false, timeout: 30_000 };
@@ -26,7 +26,10 @@ test("info names the detected runtime, its warnings, counts and the storage driv
 
 test("asking for a runtime that cannot run containers here fails with the reason", options, async (t) => {
   const root = await mkdtemp(join(tmpdir(), "shoal-engine-crun-"));
-  t.after(() => rm(root, { recursive: true, force: true }));
+  t.after(async () => {
+    await releaseEngineRunDirectory(join(root, "run"));
+    await rm(root, { recursive: true, force: true });
+  });
   try {
     const engine = await createEngine({ dataDir: join(root, "data"), runDir: join(root, "run"), logger: testLogger, runtime: "crun" });
     // A host where crun works (no hybrid cgroups): then it must be what info reports.

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { ApiClient } from "../../src/cli/client.js";
-import { removeEngineHostState } from "../../src/engine/index.js";
+import { releaseEngineRunDirectory, removeEngineHostState } from "../../src/engine/index.js";
 import { asArray, asRecord, stringField } from "../../src/cli/parse.js";
 import { run, type RunResult } from "./run.js";
 import { waitFor } from "./wait.js";
@@ -108,12 +108,13 @@ export async function startTestDaemon(options: { dir?: string; extraArgs?: reado
         // Containers outlive their daemon by design (conmon holds them): remove them first.
         if (child.exitCode === null && child.signalCode === null) await removeAllContainers(new ApiClient({ kind: "unix", path: socketPath }));
         await stop({ graceMs: 5_000 });
-        await removeEngineLeftovers(dataDir);
+        await removeEngineLeftovers(dataDir, runDir);
         if (options.dir === undefined) await rm(dir, { recursive: true, force: true });
       },
     };
   } catch (error) {
     await stop({ graceMs: 2_000 });
+    await releaseEngineRunDirectory(runDir);
     if (options.dir === undefined) await rm(dir, { recursive: true, force: true });
     throw error;
   }
@@ -130,8 +131,9 @@ async function removeAllContainers(client: ApiClient): Promise<void> {
   }
 }
 
-/** The engine's bridge and cgroup parent stay after the daemon stops (see removeEngineHostState). */
-async function removeEngineLeftovers(dataDir: string): Promise<void> {
+/** The engine's bridge, cgroup parent and run tmpfs stay after the daemon stops (see removeEngineHostState). */
+async function removeEngineLeftovers(dataDir: string, runDir: string): Promise<void> {
+  await releaseEngineRunDirectory(runDir);
   const engineId = await readFile(join(dataDir, "engine", "engine-id"), "utf8").then((text) => text.trim(), () => undefined);
   if (engineId === undefined) return;
   await removeEngineHostState(engineId);

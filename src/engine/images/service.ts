@@ -68,6 +68,8 @@ export interface ImageService {
   prepareContainerRootfs(input: { containerId: string; imageRef: string; signal?: AbortSignal }): Promise<Mount[]>;
   /** The mounts of an existing container rootfs (after a daemon restart). */
   containerRootfsMounts(containerId: string): Mount[];
+  /** The container's writable layer: the overlay's upper dir. */
+  containerWritableLayer(containerId: string): string;
   /** Deletes the container's writable layer; does nothing if it is already gone. */
   removeContainerRootfs(containerId: string): Promise<void>;
 }
@@ -257,6 +259,10 @@ class ImageServiceImpl implements ImageService {
 
   containerRootfsMounts(containerId: string): Mount[] {
     return this.#snapshotter.mounts(containerKey(containerId));
+  }
+
+  containerWritableLayer(containerId: string): string {
+    return this.#snapshotter.activeDirectory(containerKey(containerId));
   }
 
   async removeContainerRootfs(containerId: string): Promise<void> {

@@ -7,7 +7,7 @@ import { resolveArgs, resolveEnv, resolveWorkingDir } from "./spec/process.js";
 import { buildOciSpec, type NetworkNamespace } from "./spec/spec.js";
 import type { OciMount, OciProcess, OciSpec } from "./spec/types.js";
 import { defaultCapabilities } from "./spec/defaults.js";
-import { resolveUser } from "./spec/user.js";
+import { resolveUser, type AccountFiles } from "./spec/user.js";
 import type { ContainerRecord } from "./types.js";
 
 /** Checks that a bind mount's host path exists, with the message Docker users expect. */
@@ -54,12 +54,12 @@ export async function resolveMounts(mounts: readonly MountRequest[], volumes: Vo
 /** The user and environment of a process in this container (init or exec). */
 function resolveProcessIdentity(options: {
   record: ContainerRecord;
-  rootfs: string;
+  accounts: AccountFiles;
   user?: string;
   extraEnv?: readonly string[];
 }): { user: OciProcess["user"]; env: string[] } {
   const { record } = options;
-  const { user, home } = resolveUser(options.rootfs, options.user ?? record.user ?? record.imageConfig.user);
+  const { user, home } = resolveUser(options.accounts, options.user ?? record.user ?? record.imageConfig.user);
   const env = resolveEnv({
     image: record.imageConfig.env,
     overrides: [...record.env, ...(options.extraEnv ?? [])],
@@ -72,7 +72,11 @@ function resolveProcessIdentity(options: {
 /** The container's config.json for the OCI runtime. */
 export function buildContainerSpec(options: {
   record: ContainerRecord;
+  /** The bundle's root directory, and the mounts the runtime makes on it (see SpecInput). */
   rootfs: string;
+  rootfsMounts: readonly OciMount[];
+  /** The container's /etc/passwd and /etc/group, for its user. */
+  accounts: AccountFiles;
   networkNamespace: NetworkNamespace;
   mounts: readonly OciMount[];
   cgroupsPath: string;
@@ -84,10 +88,11 @@ export function buildContainerSpec(options: {
     ...(record.cmd === null ? {} : { cmd: record.cmd }),
     ...(record.workingDir === null ? {} : { workingDir: record.workingDir }),
   };
-  const { user, env } = resolveProcessIdentity({ record, rootfs: options.rootfs });
+  const { user, env } = resolveProcessIdentity({ record, accounts: options.accounts });
   return buildOciSpec({
     hostname: record.hostname,
     rootfsPath: options.rootfs,
+    rootfsMounts: options.rootfsMounts,
     readonlyRootfs: record.readonlyRootfs,
     args: resolveArgs(record.imageConfig, overrides),
     env,
@@ -103,7 +108,8 @@ export function buildContainerSpec(options: {
 /** The process of an exec: the container's confinement with the caller's command. */
 export function buildExecProcess(options: {
   record: ContainerRecord;
-  rootfs: string;
+  /** The running container's /etc/passwd and /etc/group, for the exec's user. */
+  accounts: AccountFiles;
   cmd: readonly string[];
   env?: readonly string[];
   user?: string;
@@ -114,7 +120,7 @@ export function buildExecProcess(options: {
   if (options.cmd.length === 0) throw new InvalidArgumentError("exec needs a command");
   const identity = resolveProcessIdentity({
     record,
-    rootfs: options.rootfs,
+    accounts: options.accounts,
     ...(options.user === undefined ? {} : { user: options.user }),
     ...(options.env === undefined ? {} : { extraEnv: options.env }),
   });

@@ -18,6 +18,7 @@ import {
 import type { NetworkManager } from "../network/network.js";
 import type { VolumeService } from "../volumes/volumes.js";
 import { checkMountTargetsUnique } from "../volumes/mounts.js";
+import { ContainerAccountFiles } from "./accounts.js";
 import { buildExecProcess, checkBindSource } from "./container-spec.js";
 import { startExec, type ExecOptions, type ExecSession } from "./exec.js";
 import { readContainerLog, type LogEntry, type LogReadOptions } from "./logs.js";
@@ -27,6 +28,7 @@ import { unmountRootfs } from "./rootfs-mount.js";
 import { OperationLock, RunSession } from "./session.js";
 import { resolveArgs } from "./spec/process.js";
 import { validateResourceLimits } from "./spec/spec.js";
+import { readAccountFiles } from "./spec/user.js";
 import { startContainerRun } from "./start.js";
 import { ContainerStore, containerIdPattern, createdState } from "./store.js";
 import type {
@@ -56,8 +58,10 @@ const idPrefixPattern = /^[0-9a-f]{3,64}$/;
 const signalPattern = /^(SIG)?[A-Z0-9+-]{1,16}$/;
 
 export interface ContainerServiceOptions {
-  /** `<data-dir>/engine/containers`. */
+  /** `<data-dir>/engine/containers`: records, states and logs. */
   root: string;
+  /** `<run-dir>/engine/containers`: bundles and conmon's files (see ContainerPaths). */
+  runRoot: string;
   /** Where conmon writes `<id>` files holding exit codes (one watch for all containers). */
   exitDirectory: string;
   socketDirectory: string;
@@ -122,11 +126,13 @@ interface Entry {
    */
   fresh: boolean;
   /**
-   * Whether the rootfs is mounted, as far as this service knows: true after a start, false
-   * after create or a teardown that unmounted it, null when unknown (loaded from disk, or
-   * a failed unmount). Known values spare reads of mountinfo, which grows with containers.
+   * The rootfs may be mounted on the host: the runtime mounts it inside the container, and
+   * the host sees it only while a start reads the account files (ContainerAccountFiles).
+   * True after a start that failed, or for a container loaded from disk (the daemon may have
+   * crashed in that moment); then a teardown or removal looks in mountinfo, which grows
+   * with containers, and unmounts it.
    */
-  mounted: boolean | null;
+  mayBeMounted: boolean;
 }
 
 /**
@@ -150,13 +156,14 @@ class ContainerServiceImpl implements ContainerService {
   /** Name -> id of every entry: the worker looks its task containers up by name. */
   readonly #names = new Map<string, string>();
   readonly #reaps = new Set<Promise<void>>();
+  readonly #accounts = new ContainerAccountFiles();
   #watcher: FSWatcher | null = null;
   #closed = false;
 
   constructor(options: ContainerServiceOptions) {
     this.#options = options;
     this.#logger = options.logger.child({ component: "containers" });
-    this.#store = new ContainerStore(options.root);
+    this.#store = new ContainerStore({ data: options.root, run: options.runRoot });
   }
 
   /** Loads stored containers, watches exits, and re-attaches to the ones still running. */
@@ -171,7 +178,7 @@ class ContainerServiceImpl implements ContainerService {
       this.#logger.error({ containerId: item.id, err: item.error }, "container files unreadable; left on disk");
     }
     for (const { record, state } of loaded) {
-      this.#add({ record, state, run: null, lock: new OperationLock(), removing: false, fresh: false, mounted: null });
+      this.#add({ record, state, run: null, lock: new OperationLock(), removing: false, fresh: false, mayBeMounted: true });
     }
     for (const entry of this.#entries.values()) {
       if (entry.state.status === "running") await this.#reattach(entry);
@@ -277,10 +284,9 @@ class ContainerServiceImpl implements ContainerService {
       [
         "rootfs unmount",
         async () => {
-          const mounted = entry.mounted === true;
-          entry.mounted = null;
-          await unmountRootfs(this.#store.paths(id).rootfs, { mounted });
-          entry.mounted = false;
+          if (!entry.mayBeMounted) return;
+          await unmountRootfs(this.#store.paths(id).rootfs);
+          entry.mayBeMounted = false;
         },
       ],
     ];
@@ -323,7 +329,7 @@ class ContainerServiceImpl implements ContainerService {
     const record = this.#buildRecord(request, { id, name, imageId: image.id, imageConfig: image.config });
     resolveArgs(record.imageConfig, { ...(record.entrypoint === null ? {} : { entrypoint: record.entrypoint }), ...(record.cmd === null ? {} : { cmd: record.cmd }) });
     const state = createdState();
-    const entry: Entry = { record, state, run: null, lock: new OperationLock(), removing: false, fresh: true, mounted: false };
+    const entry: Entry = { record, state, run: null, lock: new OperationLock(), removing: false, fresh: true, mayBeMounted: false };
     // Reserve the name before the first await that could interleave another create.
     if (this.#nameTaken(name)) throw new AlreadyExistsError(`the container name "${name}" is already in use: choose another`);
     this.#add(entry);
@@ -418,12 +424,12 @@ class ContainerServiceImpl implements ContainerService {
       if (entry.state.status === "running") return;
       const session = new RunSession();
       entry.run = session;
-      const { fresh } = entry;
+      const { fresh, mayBeMounted } = entry;
       entry.fresh = false;
-      entry.mounted = null;
+      entry.mayBeMounted = true;
       try {
-        entry.state = await startContainerRun({ ...this.#options, store: this.#store, entry, fresh, signal: options.signal });
-        entry.mounted = true;
+        entry.state = await startContainerRun({ ...this.#options, store: this.#store, accounts: this.#accounts, entry, fresh, mayBeMounted, signal: options.signal });
+        entry.mayBeMounted = false;
       } catch (error) {
         entry.run = null;
         session.markReady(false);
@@ -537,8 +543,8 @@ class ContainerServiceImpl implements ContainerService {
       const { id } = entry.record;
       try {
         // The directory goes next, with `rm -r`: nothing may stay mounted in it.
-        if (entry.mounted !== false) await unmountRootfs(this.#store.paths(id).rootfs);
-        entry.mounted = false;
+        if (entry.mayBeMounted) await unmountRootfs(this.#store.paths(id).rootfs);
+        entry.mayBeMounted = false;
         await this.#options.rootfs.remove(id, options);
         await this.#store.remove(id);
         await rm(join(this.#options.exitDirectory, id), { force: true });
@@ -584,7 +590,8 @@ class ContainerServiceImpl implements ContainerService {
     const paths = this.#store.paths(entry.record.id);
     const process = buildExecProcess({
       record: entry.record,
-      rootfs: paths.rootfs,
+      // The container's own view of its files, through its init's root.
+      accounts: readAccountFiles(`/proc/${entry.state.pid}/root`),
       nofileDefault: this.#options.nofileDefault,
       ...options,
     });
@@ -592,7 +599,7 @@ class ContainerServiceImpl implements ContainerService {
       runtime: this.#options.runtime,
       containerId: entry.record.id,
       process,
-      scratchDirectory: paths.directory,
+      scratchDirectory: paths.runDirectory,
       stdin: options.stdin ?? false,
       ...(options.signal === undefined ? {} : { signal: options.signal }),
     });

@@ -12,21 +12,26 @@ import type { VolumeService } from "../volumes/volumes.js";
 import { buildContainerSpec, resolveMounts } from "./container-spec.js";
 import { runWithConmon } from "./oci/conmon.js";
 import type { OciRuntime } from "./oci/runtime.js";
-import { mountRootfs, unmountRootfs } from "./rootfs-mount.js";
+import type { ContainerAccountFiles } from "./accounts.js";
+import { unmountRootfs } from "./rootfs-mount.js";
+import type { AccountFiles } from "./spec/user.js";
 import type { ContainerStore } from "./store.js";
 import type { ContainerRecord, ContainerState, RootfsProvider } from "./types.js";
 
 export interface StartContext {
   store: ContainerStore;
   entry: { record: ContainerRecord; state: ContainerState };
-  /** Never started before: nothing of an earlier run (mount, run files) to clear first. */
+  /** Never started before: no earlier run's files to clear first. */
   fresh: boolean;
+  /** An earlier start may have left its account files' mount (see ContainerAccountFiles). */
+  mayBeMounted: boolean;
   exitDirectory: string;
   socketDirectory: string;
   cgroupParent: string;
   conmonPath: string;
   runtime: OciRuntime;
   rootfs: RootfsProvider;
+  accounts: ContainerAccountFiles;
   network: NetworkManager;
   volumes: VolumeService;
   logger: Logger;
@@ -61,41 +66,43 @@ interface Prepared {
   attachment: NetworkAttachment;
   /** The generated /etc files, then the container's volumes, binds and tmpfs. */
   mounts: OciMount[];
+  accounts: AccountFiles;
 }
 
 /**
- * Everything a start needs before the spec, side by side: the rootfs mount, the network
+ * Everything a start needs before the spec, side by side: the account files, the network
  * (then its /etc files), the volume mounts and the removal of the last run's files. None
- * waits on another, and a start pays the slowest (bridge setup, or the mount) instead of
- * their sum. Registers the undo of the mount and of the network when they succeeded.
+ * waits on another, and a start pays the slowest (bridge setup, or a mount) instead of
+ * their sum. Registers the undo of the network when it succeeded.
  */
 async function prepareRun(context: StartContext, undo: Undo[]): Promise<Prepared> {
   const { record } = context.entry;
   const { id } = record;
-  const rootfs = context.store.paths(id).rootfs;
-  const mounted = (async () => {
-    // A failed teardown or a crash may have left an earlier run's mount; mountinfo tells.
-    if (!context.fresh) await unmountRootfs(rootfs);
-    await mountRootfs(context.rootfs.mounts(id), rootfs, context.signal);
+  const rootfsPath = context.store.paths(id).rootfs;
+  const directories = context.store.prepareRun(id);
+  const accounts = (async () => {
+    await directories;
+    if (context.mayBeMounted) await unmountRootfs(rootfsPath);
+    return await context.accounts.read({ imageId: record.imageId, rootfsPath, mounts: context.rootfs.mounts(id), writableLayer: context.rootfs.writableLayer(id) });
   })();
   const attached = context.network.attach(id, {
     mode: record.networkMode,
     ports: record.portBindings,
     ...(context.signal === undefined ? {} : { signal: context.signal }),
   });
-  const etcWritten = attached.then(async (network) => await etcMounts(context, network.attachment));
-  const [mount, network, etc, volumes, stale] = await Promise.allSettled([
-    mounted,
+  const etcWritten = Promise.all([attached, directories]).then(async ([network]) => await etcMounts(context, network.attachment));
+  const [account, network, etc, volumes, stale, made] = await Promise.allSettled([
+    accounts,
     attached,
     etcWritten,
     resolveMounts(record.mounts, context.volumes),
     context.fresh ? undefined : removeStaleRunFiles(context),
+    directories,
   ]);
-  if (mount.status === "fulfilled") undo.push(["rootfs mount", () => unmountRootfs(rootfs)]);
   if (network.status === "fulfilled") undo.push(["network", () => context.network.detach(id, network.value.attachment)]);
-  settledValue(mount);
+  settledValue(made);
   settledValue(stale);
-  return { ...settledValue(network), mounts: [...settledValue(etc), ...settledValue(volumes)] };
+  return { ...settledValue(network), mounts: [...settledValue(etc), ...settledValue(volumes)], accounts: settledValue(account) };
 }
 
 function settledValue<T>(result: PromiseSettledResult<T>): T {
@@ -104,9 +111,9 @@ function settledValue<T>(result: PromiseSettledResult<T>): T {
 }
 
 /**
- * One container start: mount the rootfs, attach the network, write the /etc files and the
- * OCI spec, and run the container under conmon. Returns the running state;
- * on any failure undoes every step taken (runtime record, network, mount) and rethrows.
+ * One container start: attach the network, write the /etc files and the OCI spec (the
+ * runtime mounts the rootfs), and run the container under conmon. Returns the running
+ * state; on any failure undoes every step taken (runtime record, network) and rethrows.
  */
 export async function startContainerRun(context: StartContext): Promise<ContainerState> {
   const { record } = context.entry;
@@ -115,11 +122,12 @@ export async function startContainerRun(context: StartContext): Promise<Containe
   const signalOption = context.signal === undefined ? {} : { signal: context.signal };
   const undo: Undo[] = [];
   try {
-    const { namespace, attachment, mounts } = await prepareRun(context, undo);
-    // The user comes from the image's /etc/passwd, read through the mounted rootfs.
+    const { namespace, attachment, mounts, accounts } = await prepareRun(context, undo);
     const spec = buildContainerSpec({
       record,
       rootfs: paths.rootfs,
+      rootfsMounts: context.rootfs.mounts(id).map((mount) => ({ destination: "/", type: mount.type, source: mount.source, options: [...mount.options] })),
+      accounts,
       networkNamespace: namespace,
       mounts,
       cgroupsPath: `${context.cgroupParent}/${id}`,

@@ -21,6 +21,11 @@ export interface RootfsMount {
 export interface RootfsProvider {
   prepare(containerId: string, imageId: string, options?: { signal?: AbortSignal }): Promise<readonly RootfsMount[]>;
   mounts(containerId: string): readonly RootfsMount[];
+  /**
+   * The container's own writable directory (the overlay's upper dir), where its changes
+   * to the image's files are; null when the provider cannot tell them apart.
+   */
+  writableLayer(containerId: string): string | null;
   remove(containerId: string, options?: { signal?: AbortSignal }): Promise<void>;
 }
 

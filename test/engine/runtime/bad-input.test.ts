@@ -24,15 +24,23 @@ async function conmonProcessesUnder(root: string): Promise<number[]> {
 /** Asserts the engine left nothing behind: mounts, netns, cgroups, conmon processes, dirs. */
 async function assertNoLeftovers(fixture: TestEngineFixture, engine: Engine): Promise<void> {
   const mountinfo = await readFile("/proc/self/mountinfo", "utf8");
-  assert.equal(mountinfo.includes(fixture.root), false, "no mount under the engine's directories");
+  const runTmpfs = join(fixture.runDir, "engine");
+  const mountPoints = mountinfo.split("\n").map((line) => line.split(" ")[4] ?? "");
+  assert.deepEqual(
+    mountPoints.filter((point) => point.startsWith(fixture.root) && point !== runTmpfs),
+    [],
+    "no mount under the engine's directories but its run directory's tmpfs",
+  );
   const engineId = engine.info().engineId;
   const netns = execFileSync("ip", ["netns", "list"], { encoding: "utf8" });
   assert.equal(netns.includes(`shoal-${engineId.slice(0, 8)}-`), false, "no network namespace");
   assert.deepEqual(await listChildCgroups(`/shoal-${engineId}`), [], "no container cgroup");
   assert.deepEqual(await conmonProcessesUnder(fixture.root), [], "no conmon process");
   const ids = new Set(engine.containers.list({ all: true }).map((info) => info.record.id));
-  const directories = await readdir(join(fixture.dataDir, "engine", "containers"));
-  assert.deepEqual(directories.filter((name) => !ids.has(name)), [], "no orphan container directory");
+  for (const root of [join(fixture.dataDir, "engine", "containers"), join(fixture.runDir, "engine", "containers")]) {
+    const directories = await readdir(root);
+    assert.deepEqual(directories.filter((name) => !ids.has(name)), [], `no orphan container directory in ${root}`);
+  }
 }
 
 async function assertStillUsable(engine: Engine): Promise<void> {

@@ -11,7 +11,7 @@ import { pino } from "pino";
 
 import { NotFoundError } from "../../../src/common/errors.js";
 import type { Logger } from "../../../src/common/logger.js";
-import { createEngine, engineCgroupParent, type Engine } from "../../../src/engine/engine.js";
+import { createEngine, engineCgroupParent, releaseEngineRunDirectory, type Engine } from "../../../src/engine/engine.js";
 import { removeBridgeNetwork } from "../../../src/engine/network/masquerade.js";
 import { removeCgroupDirectories } from "../../../src/engine/runtime/oci/cgroups.js";
 import type { ImageRuntimeConfig } from "../../../src/engine/runtime/spec/process.js";
@@ -56,6 +56,11 @@ export class DirectoryRootfsProvider implements RootfsProvider {
 
   mounts(): readonly RootfsMount[] {
     return [{ type: "bind", source: this.directory, options: ["rbind"] }];
+  }
+
+  /** All containers share the directory, which is also the image: no layer of their own. */
+  writableLayer(): null {
+    return null;
   }
 
   remove(containerId: string): Promise<void> {
@@ -147,6 +152,7 @@ export async function createEngineFixture(t: TestContext): Promise<TestEngineFix
     }
     await removeBridgeNetwork(bridgeName);
     if (engineId !== undefined) await removeCgroupDirectories(engineCgroupParent(engineId)).catch(() => undefined);
+    await releaseEngineRunDirectory(fixture.runDir);
     await rm(root, { recursive: true, force: true });
   });
   return fixture;

@@ -12,7 +12,7 @@ import { parseOciState } from "../../../src/engine/runtime/oci/runtime.js";
 import { resolveArgs, resolveEnv, resolveWorkingDir, type ImageRuntimeConfig } from "../../../src/engine/runtime/spec/process.js";
 import { resolveInRoot } from "../../../src/engine/runtime/spec/rootfs-file.js";
 import { buildOciSpec, validateResourceLimits, type SpecInput } from "../../../src/engine/runtime/spec/spec.js";
-import { resolveUser } from "../../../src/engine/runtime/spec/user.js";
+import { readAccountFiles, resolveUser } from "../../../src/engine/runtime/spec/user.js";
 
 const image: ImageRuntimeConfig = {
   entrypoint: ["/entry"],
@@ -49,14 +49,14 @@ test("users resolve from the image's passwd and group, never from the host's", a
   await mkdir(join(root, "etc"));
   await writeFile(join(root, "etc", "passwd"), "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n");
   await writeFile(join(root, "etc", "group"), "root:x:0:\napp:x:1001:\nwheel:x:10:app,other\n");
-  assert.deepEqual(resolveUser(root, ""), { user: { uid: 0, gid: 0 }, home: "/root" });
-  assert.deepEqual(resolveUser(root, "app"), { user: { uid: 1000, gid: 1001, additionalGids: [10] }, home: "/home/app" });
-  assert.deepEqual(resolveUser(root, "1000").user.uid, 1000);
-  assert.deepEqual(resolveUser(root, "app:wheel").user, { uid: 1000, gid: 10 });
-  assert.deepEqual(resolveUser(root, "4242:4343").user, { uid: 4242, gid: 4343 });
-  assert.throws(() => resolveUser(root, "nobody"), { name: "InvalidArgumentError", message: /unable to find user "nobody"/ });
-  assert.throws(() => resolveUser(root, "app:nogroup"), { name: "InvalidArgumentError", message: /unable to find group/ });
-  assert.throws(() => resolveUser(root, "a:b:c"), { name: "InvalidArgumentError" });
+  assert.deepEqual(resolveUser(readAccountFiles(root), ""), { user: { uid: 0, gid: 0 }, home: "/root" });
+  assert.deepEqual(resolveUser(readAccountFiles(root), "app"), { user: { uid: 1000, gid: 1001, additionalGids: [10] }, home: "/home/app" });
+  assert.deepEqual(resolveUser(readAccountFiles(root), "1000").user.uid, 1000);
+  assert.deepEqual(resolveUser(readAccountFiles(root), "app:wheel").user, { uid: 1000, gid: 10 });
+  assert.deepEqual(resolveUser(readAccountFiles(root), "4242:4343").user, { uid: 4242, gid: 4343 });
+  assert.throws(() => resolveUser(readAccountFiles(root), "nobody"), { name: "InvalidArgumentError", message: /unable to find user "nobody"/ });
+  assert.throws(() => resolveUser(readAccountFiles(root), "app:nogroup"), { name: "InvalidArgumentError", message: /unable to find group/ });
+  assert.throws(() => resolveUser(readAccountFiles(root), "a:b:c"), { name: "InvalidArgumentError" });
 
   // A hostile image whose passwd points out of its root reads inside the root instead.
   const hostile = await mkdtemp(join(tmpdir(), "shoal-user-hostile-"));
@@ -64,19 +64,20 @@ test("users resolve from the image's passwd and group, never from the host's", a
   await mkdir(join(hostile, "etc"));
   await symlink("/../../../../etc/passwd", join(hostile, "etc", "passwd"));
   // The link resolves to <root>/etc/passwd, i.e. itself: a loop, not the host file.
-  assert.throws(() => resolveUser(hostile, "root"), { name: "InvalidArgumentError", message: /too many symbolic links/ });
+  assert.throws(() => resolveUser(readAccountFiles(hostile), "root"), { name: "InvalidArgumentError", message: /too many symbolic links/ });
   assert.throws(() => resolveInRoot(hostile, "/etc/passwd"), { name: "InvalidArgumentError" });
   await rm(join(hostile, "etc", "passwd"));
   await symlink("../../../../../../etc/hostname", join(hostile, "etc", "passwd"));
   // ".." stops at the root: /etc/hostname of the image, absent here, so numeric users only.
-  assert.deepEqual(resolveUser(hostile, "0").user, { uid: 0, gid: 0 });
-  assert.throws(() => resolveUser(hostile, "daemon"), { name: "InvalidArgumentError" });
+  assert.deepEqual(resolveUser(readAccountFiles(hostile), "0").user, { uid: 0, gid: 0 });
+  assert.throws(() => resolveUser(readAccountFiles(hostile), "daemon"), { name: "InvalidArgumentError" });
 });
 
 function specInput(overrides: Partial<SpecInput> = {}): SpecInput {
   return {
     hostname: "h",
     rootfsPath: "/b/rootfs",
+    rootfsMounts: [],
     readonlyRootfs: false,
     args: ["/bin/true"],
     env: ["PATH=/bin"],

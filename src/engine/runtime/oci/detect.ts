@@ -80,11 +80,16 @@ async function probeRuntime(path: string, runtimeRoot: string, probeDirectory: s
   const cgroupParent = `/${id}`;
   await mkdir(join(bundle, "rootfs", "proc"), { recursive: true });
   // /proc/self/exe passes the runtime's executable check at create; the probe never starts.
+  // The rootfs comes as a mount on /, as containers' do (SpecInput.rootfsMounts): a
+  // runtime that cannot mount there is no use.
   const spec = {
     ociVersion: "1.0.2",
     process: { terminal: false, user: { uid: 0, gid: 0 }, args: ["/proc/self/exe"], cwd: "/", env: [] },
     root: { path: "rootfs", readonly: true },
-    mounts: [{ destination: "/proc", type: "proc", source: "proc" }],
+    mounts: [
+      { destination: "/", type: "bind", source: join(bundle, "rootfs"), options: ["rbind"] },
+      { destination: "/proc", type: "proc", source: "proc" },
+    ],
     linux: { namespaces: [{ type: "mount" }, { type: "pid" }], cgroupsPath: `${cgroupParent}/probe` },
   };
   await writeFile(join(bundle, "config.json"), JSON.stringify(spec));

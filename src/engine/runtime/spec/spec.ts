@@ -27,6 +27,14 @@ export type NetworkNamespace = { kind: "new" } | { kind: "path"; path: string } 
 export interface SpecInput {
   hostname: string;
   rootfsPath: string;
+  /**
+   * The root filesystem (an overlay of the image's layers) when the runtime is to mount
+   * it: on /, inside the container's own mount namespace, before anything else. Nothing
+   * of the container is then mounted on the host, where every mount lengthens the
+   * mountinfo that runc, mount(8) and systemd read again and again. Empty when
+   * `rootfsPath` already holds the files.
+   */
+  rootfsMounts: readonly OciMount[];
   readonlyRootfs: boolean;
   args: readonly string[];
   env: readonly string[];
@@ -121,7 +129,7 @@ export function buildOciSpec(input: SpecInput): OciSpec {
     },
     root: { path: input.rootfsPath, readonly: input.readonlyRootfs },
     hostname: input.hostname,
-    mounts: [...defaultMounts(), ...input.extraMounts],
+    mounts: [...input.rootfsMounts, ...defaultMounts(), ...input.extraMounts],
     linux: {
       namespaces: buildNamespaces(input.networkNamespace),
       cgroupsPath: input.cgroupsPath,

@@ -66,32 +66,44 @@ function resolveGroup(spec: string, groups: GroupEntry[] | null): number {
   const found = groups?.find((group) => group.name === spec);
   if (found === undefined) {
     throw new InvalidArgumentError(
-      `unable to find group "${spec}": no matching entries in the image's /etc/group; use a numeric gid`,
+      `unable to find group "${spec}": no matching entries in the container's /etc/group; use a numeric gid`,
     );
   }
   return found.gid;
 }
 
+/** A root filesystem's /etc/passwd and /etc/group, as text; null where it has none. */
+export interface AccountFiles {
+  passwd: string | null;
+  group: string | null;
+}
+
+/** Reads the account files of the root filesystem at `rootfs` without following links out of it. */
+export function readAccountFiles(rootfs: string): AccountFiles {
+  return {
+    passwd: readRootfsTextFile(rootfs, "/etc/passwd", accountFileBytesMax),
+    group: readRootfsTextFile(rootfs, "/etc/group", accountFileBytesMax),
+  };
+}
+
 /**
  * Resolves a Docker `--user` value (`name`, `uid`, `name:group`, `uid:gid`; empty means
- * root) against the image's /etc/passwd and /etc/group, read from `rootfs` without
- * following links out of it. A numeric uid not in passwd is allowed with gid 0 (as Docker).
+ * root) against the container's account files. A numeric uid not in passwd is allowed
+ * with gid 0 (as Docker).
  */
-export function resolveUser(rootfs: string, spec: string): ResolvedUser {
+export function resolveUser(accounts: AccountFiles, spec: string): ResolvedUser {
   const [userPart = "", groupPart] = spec.split(":", 2);
   if (spec.split(":").length > 2) {
     throw new InvalidArgumentError(`invalid user "${spec}": use name, uid, name:group or uid:gid`);
   }
-  const passwdText = readRootfsTextFile(rootfs, "/etc/passwd", accountFileBytesMax);
-  const groupText = readRootfsTextFile(rootfs, "/etc/group", accountFileBytesMax);
-  const passwd = passwdText === null ? null : parsePasswd(passwdText);
-  const groups = groupText === null ? null : parseGroup(groupText);
+  const passwd = accounts.passwd === null ? null : parsePasswd(accounts.passwd);
+  const groups = accounts.group === null ? null : parseGroup(accounts.group);
   const name = userPart === "" ? "root" : userPart;
   const numericUid = parseId(name);
   const entry = passwd?.find((item) => (numericUid === null ? item.name === name : item.uid === numericUid));
   if (entry === undefined && numericUid === null && name !== "root") {
     throw new InvalidArgumentError(
-      `unable to find user "${name}": no matching entries in the image's /etc/passwd; use a numeric uid`,
+      `unable to find user "${name}": no matching entries in the container's /etc/passwd; use a numeric uid`,
     );
   }
   const uid = entry?.uid ?? numericUid ?? 0;
