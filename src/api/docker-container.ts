@@ -174,9 +174,15 @@ function dockerMounts(info: ContainerInfo): Array<Record<string, unknown>> {
   }));
 }
 
+/** Docker's State of a container: its status, or "removing" while its removal runs. */
+export function dockerState(info: ContainerInfo): string {
+  return info.removing ? "removing" : info.state.status;
+}
+
 /** "Up 3 minutes", "Exited (0) 2 seconds ago", "Created", as `docker ps` prints. */
 export function humanStatus(info: ContainerInfo, nowMs: number): string {
   const { state } = info;
+  if (info.removing) return "Removal In Progress";
   const since = (iso: string | null): string => humanDuration(nowMs - (iso === null ? nowMs : Date.parse(iso)));
   if (state.status === "running") return `Up ${since(state.startedAt)}`;
   if (state.status === "exited") return `Exited (${state.exitCode ?? -1}) ${since(state.finishedAt)} ago`;
@@ -206,7 +212,7 @@ export function dockerContainerSummary(info: ContainerInfo, nowMs: number): Reco
     Created: Math.floor(Date.parse(info.record.createdAt) / 1000),
     Ports: (network?.ports ?? []).map((port) => ({ IP: port.hostIp === "" ? "0.0.0.0" : port.hostIp, PrivatePort: port.containerPort, PublicPort: port.hostPort, Type: port.protocol })),
     Labels: info.record.labels,
-    State: info.state.status,
+    State: dockerState(info),
     Status: humanStatus(info, nowMs),
     HostConfig: { NetworkMode: info.record.networkMode },
     NetworkSettings: { Networks: network?.ipAddress == null ? {} : { [info.record.networkMode]: { IPAddress: network.ipAddress, Gateway: network.gateway ?? "", MacAddress: network.macAddress ?? "" } } },
@@ -225,7 +231,7 @@ export function dockerContainerInspect(info: ContainerInfo): Record<string, unkn
     Path: args[0] ?? "",
     Args: args.slice(1),
     State: {
-      Status: state.status,
+      Status: dockerState(info),
       Running: state.status === "running",
       Paused: false,
       Restarting: false,

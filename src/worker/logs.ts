@@ -36,7 +36,7 @@ const serviceLabel = "com.docker.swarm.service.id";
 
 /** The engine's containers, as the log publisher reads them (the engine's ContainerService fits). */
 export interface WorkerLogContainers {
-  list(options: { all: boolean }): ReadonlyArray<{ readonly record: { readonly id: string; readonly labels: Readonly<Record<string, string>> } }>;
+  list(options: { all: boolean }): ReadonlyArray<{ readonly record: { readonly id: string; readonly labels: Readonly<Record<string, string>> }; readonly removing: boolean }>;
   logs: ContainerService["logs"];
 }
 
@@ -189,7 +189,7 @@ class LogPublisherImpl implements LogPublisher {
     const batcher = new LineBatcher(call, subscriptionId, signal);
     await Promise.all(
       request.taskIds.map(async (taskId) => {
-        const container = containers.find((info) => info.record.labels[taskLabel] === taskId);
+        const container = containers.find((info) => !info.removing && info.record.labels[taskLabel] === taskId);
         // A task whose container is gone (removed, or never created) simply has no logs, as in docker.
         if (container === undefined) return;
         const context = { taskId, serviceId: container.record.labels[serviceLabel] ?? "", nodeId: request.nodeId };

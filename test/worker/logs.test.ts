@@ -34,11 +34,11 @@ class FakeContainers implements WorkerLogContainers {
   #live: Array<() => void> = [];
   #pending: LogEntry[] = [];
 
-  list(): Array<{ record: { id: string; labels: Record<string, string> } }> {
+  list(): Array<{ record: { id: string; labels: Record<string, string> }; removing: boolean }> {
     return [
-      { record: { id: "c1", labels: { "com.docker.swarm.task.id": "task-1", "com.docker.swarm.service.id": "svc" } } },
-      { record: { id: "c2", labels: { "com.docker.swarm.task.id": "task-2", "com.docker.swarm.service.id": "svc" } } },
-      { record: { id: "c3", labels: { "com.docker.swarm.task.id": "task-3", "com.docker.swarm.service.id": "bulk" } } },
+      { record: { id: "c1", labels: { "com.docker.swarm.task.id": "task-1", "com.docker.swarm.service.id": "svc" } }, removing: false },
+      { record: { id: "c2", labels: { "com.docker.swarm.task.id": "task-2", "com.docker.swarm.service.id": "svc" } }, removing: false },
+      { record: { id: "c3", labels: { "com.docker.swarm.task.id": "task-3", "com.docker.swarm.service.id": "bulk" } }, removing: false },
     ];
   }
 

@@ -8,7 +8,7 @@ import type { Logger } from "../../common/logger.js";
 import type { ContainerService } from "../../engine/runtime/containers.js";
 import type { ExecSession } from "../../engine/runtime/exec.js";
 import type { ContainerInfo } from "../../engine/runtime/types.js";
-import { dockerContainerInspect, dockerContainerSummary, parseCreateBody } from "../docker-container.js";
+import { dockerContainerInspect, dockerContainerSummary, dockerState, parseCreateBody } from "../docker-container.js";
 import type { ExecRegistry } from "../exec-registry.js";
 import { multiplexFrame, multiplexedContentType } from "../multiplex.js";
 import { queryBoolean, queryInteger, queryString } from "../query.js";
@@ -57,7 +57,7 @@ function parseListFilters(request: FastifyRequest): (info: ContainerInfo) => boo
         checks.push((info) => any((value) => info.record.id.startsWith(value))());
         break;
       case "status":
-        checks.push((info) => any((value) => value === info.state.status)());
+        checks.push((info) => any((value) => value === dockerState(info))());
         break;
       default:
         throw new InvalidArgumentError(`unsupported filter "${key}": use label, name, id or status`);

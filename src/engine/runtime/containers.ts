@@ -100,7 +100,11 @@ export interface ContainerService {
   restart(reference: string, options?: { timeoutSeconds?: number; signal?: AbortSignal }): Promise<void>;
   /** Deletes a container. FailedPreconditionError while running unless `force`. */
   remove(reference: string, options?: { force?: boolean; signal?: AbortSignal }): Promise<void>;
-  /** Read-only (frozen) snapshots: later changes to a container do not show in them. */
+  /**
+   * Read-only (frozen) snapshots: later changes to a container do not show in them. With
+   * `all`, containers being removed too (`removing`), as `docker ps -a` shows them until
+   * their files are gone.
+   */
   list(options?: { all?: boolean }): ContainerInfo[];
   /** A read-only (frozen) snapshot, as list's. */
   inspect(reference: string): ContainerInfo;
@@ -558,7 +562,7 @@ class ContainerServiceImpl implements ContainerService {
 
   list(options: { all?: boolean } = {}): ContainerInfo[] {
     return [...this.#entries.values()]
-      .filter((entry) => !entry.removing && (options.all === true || entry.state.status === "running"))
+      .filter((entry) => options.all === true || (!entry.removing && entry.state.status === "running"))
       .sort((left, right) => right.record.createdAt.localeCompare(left.record.createdAt))
       .map((entry) => this.#info(entry));
   }
@@ -569,7 +573,7 @@ class ContainerServiceImpl implements ContainerService {
 
   #info(entry: Entry): ContainerInfo {
     const paths = this.#store.paths(entry.record.id);
-    return { record: frozen(entry.record), state: frozen(entry.state), logPath: paths.log, bundlePath: paths.bundle };
+    return { record: frozen(entry.record), state: frozen(entry.state), removing: entry.removing, logPath: paths.log, bundlePath: paths.bundle };
   }
 
   logs(reference: string, options: LogReadOptions = {}): AsyncIterable<LogEntry> {

@@ -99,6 +99,8 @@ export interface ContainerState {
 export interface ContainerInfo {
   record: ContainerRecord;
   state: ContainerState;
+  /** Its removal is under way: its files are being deleted (Docker's state "removing"). */
+  removing: boolean;
   logPath: string;
   bundlePath: string;
 }

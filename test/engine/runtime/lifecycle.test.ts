@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
+import { dockerContainerSummary } from "../../../src/api/docker-container.js";
 import { collectExecOutput } from "../../../src/engine/runtime/exec.js";
-import { busyboxConfig, containerSkipReason, createEngineFixture, readLogs, waitForLog } from "./helpers.js";
+import { busyboxConfig, containerSkipReason, createEngineFixture, readLogs, waitFor, waitForLog } from "./helpers.js";
 
 const options = { skip: containerSkipReason() ?? false, timeout: 30_000 };
 
@@ -190,4 +191,29 @@ test("containers are found by id, by name before id prefix, and by a unique id p
   assert.throws(() => engine.containers.inspect("web.1.x"), { name: "NotFoundError" });
   const again = await engine.containers.create({ image: "busybox", cmd: ["true"], networkMode: "none", name: "web.1.x" });
   assert.equal(engine.containers.inspect("web.1.x").record.id, again.id, "a removed container's name is free again");
+});
+
+test("a container being removed is listed as removing until its files are gone, as docker ps -a shows it", options, async (t) => {
+  const fixture = await createEngineFixture(t);
+  const engine = await fixture.open();
+  const { id } = await engine.containers.create({ image: "busybox", cmd: ["true"], networkMode: "none" });
+  let release = (): void => undefined;
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const removeRootfs = fixture.rootfs.remove.bind(fixture.rootfs);
+  fixture.rootfs.remove = async (containerId: string) => {
+    await gate;
+    await removeRootfs(containerId);
+  };
+  const removal = engine.containers.remove(id);
+  try {
+    await waitFor("the removal to begin", () => engine.containers.list({ all: true }).some((info) => info.record.id === id && info.removing));
+    assert.equal(dockerContainerSummary(engine.containers.list({ all: true })[0] ?? assert.fail("listed"), Date.now())["State"], "removing");
+    assert.equal(engine.containers.list().length, 0, "not among the running ones");
+  } finally {
+    release();
+    await removal;
+  }
+  assert.deepEqual(engine.containers.list({ all: true }), []);
 });
