@@ -1,3 +1,6 @@
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+
 import {
   FailedPreconditionError,
   InvalidArgumentError,
@@ -18,6 +21,17 @@ import { ImageStore, type ImageRecord } from "./store.js";
 import { Unpacker } from "./unpack.js";
 
 const containerKeyPrefix = "container/";
+const initKeyPrefix = "init/";
+
+/**
+ * Files the engine bind-mounts over every container's own (see writeContainerEtcFiles). The
+ * runtime needs a file to mount on, and makes one in the container's writable layer where
+ * the image has none: a copy-up of /etc and three new files on disk for every container
+ * started, and as many to delete at its removal. An init layer per image holds them
+ * instead, between the image and its containers, as Docker's per-container init layer
+ * does; the mounts cover them, so an image's own files there are never seen either way.
+ */
+const initLayerFiles = ["etc/hostname", "etc/hosts", "etc/resolv.conf"] as const;
 const containerIdPattern = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/u;
 
 export interface ImageServiceOptions {
@@ -95,6 +109,8 @@ class ImageServiceImpl implements ImageService {
   readonly #isInUse: (imageId: Digest) => boolean | Promise<boolean>;
   #operations = 0;
   #garbagePending = false;
+  /** Init layers being made, by key: concurrent container creates of one image make it once. */
+  readonly #initLayers = new Map<string, Promise<string>>();
 
   constructor(parts: { content: ContentStore; images: ImageStore; snapshotter: LayerSnapshotter; registry: RegistryClient; unpacker: Unpacker; logger: Logger; platform: Platform; isInUse: (imageId: Digest) => boolean | Promise<boolean> }) {
     this.#content = parts.content;
@@ -253,8 +269,36 @@ class ImageServiceImpl implements ImageService {
     const image = this.inspect(input.imageRef);
     return this.#operation(async () => {
       await this.#unpacker.unpack(image, input.signal === undefined ? {} : { signal: input.signal });
-      return this.#snapshotter.prepare(key, image.chainIds.at(-1) ?? null);
+      return this.#snapshotter.prepare(key, await this.#initLayer(image.chainIds.at(-1) ?? null));
     });
+  }
+
+  /**
+   * The committed init layer over `chainId` (see initLayerFiles), made when missing. It is
+   * garbage like any committed snapshot no image names: collected once no container
+   * stands on it. Runs inside an operation, so no collection removes it meanwhile.
+   */
+  async #initLayer(chainId: string | null): Promise<string> {
+    const key = `${initKeyPrefix}${chainId ?? "scratch"}`;
+    if (this.#hasSnapshot(key)) return key;
+    let making = this.#initLayers.get(key);
+    if (making === undefined) {
+      making = this.#makeInitLayer(key, chainId).finally(() => this.#initLayers.delete(key));
+      this.#initLayers.set(key, making);
+    }
+    return await making;
+  }
+
+  async #makeInitLayer(key: string, chainId: string | null): Promise<string> {
+    const active = `${key}/making`;
+    // A crash while making it leaves the active snapshot: start over.
+    if (this.#hasSnapshot(active)) await this.#snapshotter.remove(active);
+    await this.#snapshotter.prepare(active, chainId);
+    const directory = this.#snapshotter.activeDirectory(active);
+    await mkdir(join(directory, "etc"), { mode: 0o755 });
+    await Promise.all(initLayerFiles.map((file) => writeFile(join(directory, file), "", { mode: 0o644 })));
+    await this.#snapshotter.commit(key, active);
+    return key;
   }
 
   containerRootfsMounts(containerId: string): Mount[] {
@@ -267,14 +311,18 @@ class ImageServiceImpl implements ImageService {
 
   async removeContainerRootfs(containerId: string): Promise<void> {
     const key = containerKey(containerId);
-    // One lookup, not a listing of every snapshot: this runs once per container removed.
+    if (this.#hasSnapshot(key)) await this.#snapshotter.remove(key);
+  }
+
+  /** One lookup, not a listing of every snapshot: this runs for every container created and removed. */
+  #hasSnapshot(key: string): boolean {
     try {
       this.#snapshotter.stat(key);
+      return true;
     } catch (error) {
-      if (error instanceof NotFoundError) return;
+      if (error instanceof NotFoundError) return false;
       throw error;
     }
-    await this.#snapshotter.remove(key);
   }
 }
 

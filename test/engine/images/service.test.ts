@@ -147,6 +147,29 @@ test("remove is refused while a container uses the image, untags names, and dele
   assert.throws(() => images.inspect(demoLayeredName), NotFoundError);
 });
 
+test("containers of one image stand on one init layer, made once, collected with the image", { skip }, async (t) => {
+  const root = await tempRoot(t);
+  const images = await openService(root);
+  await buildDemoImages(images);
+  const lowerOf = (mounts: readonly { options: readonly string[] }[]): string[] =>
+    mounts[0]?.options.find((option) => option.startsWith("lowerdir="))?.slice("lowerdir=".length).split(":") ?? [];
+  const [first, second] = await Promise.all(
+    ["c1", "c2"].map(async (containerId) => await images.prepareContainerRootfs({ containerId, imageRef: demoLayeredName })),
+  );
+  const init = lowerOf(first ?? [])[0] ?? "";
+  assert.equal(lowerOf(second ?? [])[0], init, "both containers' topmost lower layer is the same init layer");
+  assert.deepEqual((await readdir(join(init, "etc"))).sort(), ["hostname", "hosts", "resolv.conf"]);
+  const snapshotDirectories = async (): Promise<string[]> => (await readdir(join(root, "snapshots"))).filter((name) => /^\d+$/.test(name));
+  const withContainers = await snapshotDirectories();
+
+  await images.removeContainerRootfs("c1");
+  await images.removeContainerRootfs("c2");
+  await images.remove(demoLayeredName, { force: true });
+  const left = await snapshotDirectories();
+  assert.equal(left.length, withContainers.length - 2 - 1 - 2, "the containers' layers, the init layer and the image's own two layers are gone");
+  assert.equal(left.includes(init.split("/").at(-2) ?? ""), false, "the init layer is collected");
+});
+
 test("image metadata survives reopening the store", { skip }, async (t) => {
   const root = await tempRoot(t);
   const { busybox } = await buildDemoImages(await openService(root));

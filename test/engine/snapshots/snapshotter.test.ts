@@ -100,7 +100,7 @@ test("the layered demo image is seen correctly through a real overlay mount", { 
   assert.equal(mount?.type, "overlay");
   assert.equal(mount?.source, "overlay");
   const lower = mount?.options.find((option) => option.startsWith("lowerdir="))?.split(":") ?? [];
-  assert.equal(lower.length, 3, "three image layers under the container layer");
+  assert.equal(lower.length, 4, "the init layer and three image layers under the container layer");
   const target = join(root, "mnt");
   await mkdir(target);
   const mounted = spawnSync("mount", ["-t", "overlay", "overlay", "-o", mount?.options.join(",") ?? "", target], { encoding: "utf8" });
@@ -113,6 +113,8 @@ test("the layered demo image is seen correctly through a real overlay mount", { 
     assert.equal(await exists(join(target, "demo/deleted-dir")), false, "whiteout hides the directory");
     assert.deepEqual(await readdir(join(target, "demo/opaque")), ["new.txt"], "opaque directory hides the lower contents");
     assert.ok(await exists(join(target, "bin/busybox")));
+    for (const file of ["etc/hostname", "etc/hosts", "etc/resolv.conf"]) assert.equal(await readFile(join(target, file), "utf8"), "", `${file}: the init layer's, to mount on`);
+    assert.match(await readFile(join(target, "etc/passwd"), "utf8"), /^root:/, "the image's /etc shows through the init layer's");
     await writeFile(join(target, "demo/written.txt"), "container write");
     assert.equal(await readFile(join(upperOf(mount), "demo/written.txt"), "utf8"), "container write", "writes land in the container layer");
   } finally {
