@@ -63,6 +63,13 @@ export function parseTaskDatabase(text: string, path: string): WorkerRecord {
  */
 export class TaskDatabase {
   readonly #path: string;
+  /**
+   * Each task's JSON, by task object. The agent replaces a task when it changes, never
+   * edits it, and a save follows every change of every task: with hundreds of tasks, most
+   * of each save's text is the same as the last one's (a whole JSON.stringify of them was a
+   * twentieth of a busy worker's CPU during a converge).
+   */
+  readonly #taskJson = new WeakMap<Task, string>();
 
   constructor(dataDir: string) {
     this.#path = join(dataDir, "worker", "tasks.json");
@@ -90,7 +97,18 @@ export class TaskDatabase {
     if (tasks.length > storedTasksMax) throw new InvalidArgumentError(`cannot store ${tasks.length} tasks, more than ${storedTasksMax}`);
     const folder = dirname(this.#path);
     await mkdir(folder, { recursive: true });
-    await writeFileAtomic(this.#path, JSON.stringify({ format: dbFormat, formatVersion: dbFormatVersion, term, tasks }));
+    const entries = tasks.map(({ task, reported }) => `{"task":${this.#json(task)},"reported":${reported}}`);
+    const header = `{"format":${JSON.stringify(dbFormat)},"formatVersion":${dbFormatVersion},"term":${term}`;
+    await writeFileAtomic(this.#path, `${header},"tasks":[${entries.join(",")}]}`);
     await syncDirectory(folder);
+  }
+
+  #json(task: Task): string {
+    let json = this.#taskJson.get(task);
+    if (json === undefined) {
+      json = JSON.stringify(task);
+      this.#taskJson.set(task, json);
+    }
+    return json;
   }
 }

@@ -17,6 +17,10 @@ test("the task database round-trips tasks and the term, and refuses a file that 
   await database.save({ tasks: [{ task, reported: false }], term: 3 });
   await database.save({ tasks: [{ task, reported: true }], term: 4 });
   assert.deepEqual(await database.load(), { tasks: [{ task, reported: true }], term: 4 });
+  // A changed task is a new object (the agent never edits one): its new state is what is saved.
+  const failed = { ...task, status: { ...task.status, state: "failed" as const, err: "exit 1" } };
+  await database.save({ tasks: [{ task: failed, reported: false }, { task, reported: true }], term: 4 });
+  assert.deepEqual(await database.load(), { tasks: [{ task: failed, reported: false }, { task, reported: true }], term: 4 });
   assert.deepEqual(await readdir(join(dir, "worker")), ["tasks.json"], "no temporary file is left behind");
 
   await writeFile(database.path, JSON.stringify({ format: "shoal.worker.tasks", formatVersion: 1, tasks: [{ task: { ...task, status: { ...task.status, state: "dancing" } }, reported: true }] }));
