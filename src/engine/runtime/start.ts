@@ -66,6 +66,8 @@ interface Prepared {
   attachment: NetworkAttachment;
   /** The generated /etc files, then the container's volumes, binds and tmpfs. */
   mounts: OciMount[];
+  /** The rootfs, for the runtime to mount on / (SpecInput.rootfsMounts). */
+  rootfsMounts: OciMount[];
   accounts: AccountFiles;
 }
 
@@ -79,11 +81,12 @@ async function prepareRun(context: StartContext, undo: Undo[]): Promise<Prepared
   const { record } = context.entry;
   const { id } = record;
   const rootfsPath = context.store.paths(id).rootfs;
+  const rootfsMounts = context.rootfs.mounts(id);
   const directories = context.store.prepareRun(id);
   const accounts = (async () => {
     await directories;
     if (context.mayBeMounted) await unmountRootfs(rootfsPath);
-    return await context.accounts.read({ imageId: record.imageId, rootfsPath, mounts: context.rootfs.mounts(id), writableLayer: context.rootfs.writableLayer(id) });
+    return await context.accounts.read({ imageId: record.imageId, rootfsPath, mounts: rootfsMounts, writableLayer: context.rootfs.writableLayer(id) });
   })();
   const attached = context.network.attach(id, {
     mode: record.networkMode,
@@ -102,7 +105,12 @@ async function prepareRun(context: StartContext, undo: Undo[]): Promise<Prepared
   if (network.status === "fulfilled") undo.push(["network", () => context.network.detach(id, network.value.attachment)]);
   settledValue(made);
   settledValue(stale);
-  return { ...settledValue(network), mounts: [...settledValue(etc), ...settledValue(volumes)], accounts: settledValue(account) };
+  return {
+    ...settledValue(network),
+    mounts: [...settledValue(etc), ...settledValue(volumes)],
+    rootfsMounts: rootfsMounts.map((mount) => ({ destination: "/", type: mount.type, source: mount.source, options: [...mount.options] })),
+    accounts: settledValue(account),
+  };
 }
 
 function settledValue<T>(result: PromiseSettledResult<T>): T {
@@ -122,11 +130,11 @@ export async function startContainerRun(context: StartContext): Promise<Containe
   const signalOption = context.signal === undefined ? {} : { signal: context.signal };
   const undo: Undo[] = [];
   try {
-    const { namespace, attachment, mounts, accounts } = await prepareRun(context, undo);
+    const { namespace, attachment, mounts, rootfsMounts, accounts } = await prepareRun(context, undo);
     const spec = buildContainerSpec({
       record,
       rootfs: paths.rootfs,
-      rootfsMounts: context.rootfs.mounts(id).map((mount) => ({ destination: "/", type: mount.type, source: mount.source, options: [...mount.options] })),
+      rootfsMounts,
       accounts,
       networkNamespace: namespace,
       mounts,
