@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { systemClock, type Clock } from "../common/clock.js";
 import type { Logger } from "../common/logger.js";
 import { InternalError, UnavailableError, throwIfAborted } from "../common/errors.js";
+import { containerEtcFiles } from "./network/etc-files.js";
 import { removeBridgeNetwork } from "./network/masquerade.js";
 import { ensureRunDirectoryOnTmpfs, releaseRunDirectory } from "./run-directory.js";
 import { createNetworkManager, type NetworkManager } from "./network/network.js";
@@ -139,7 +140,6 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     probe: join(runDirectory, "probe"),
     oci: join(runDirectory, "oci"),
   };
-  await mkdir(runDirectory, { recursive: true, mode: 0o700 });
   await ensureRunDirectoryOnTmpfs(runDirectory, { runtimeRootBase: directories.oci, logger, ...(options.signal === undefined ? {} : { signal: options.signal }) });
   for (const directory of Object.values(directories)) await mkdir(directory, { recursive: true, mode: 0o700 });
   const engineId = await loadEngineId(join(engineDirectory, "engine-id"), random);
@@ -168,6 +168,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     clock,
     ...(options.insecureRegistries === undefined ? {} : { insecureRegistries: options.insecureRegistries }),
     isInUse: (imageId) => containers?.list({ all: true }).some((info) => info.record.imageId === imageId) ?? false,
+    initLayerFiles: containerEtcFiles,
   });
   const volumes = createVolumeService({
     root: directories.volumes,

@@ -1,4 +1,4 @@
-import { readdir, statfs } from "node:fs/promises";
+import { mkdir, readdir, statfs } from "node:fs/promises";
 import { join } from "node:path";
 
 import { lastErrorLine, runCommand } from "../common/command.js";
@@ -13,7 +13,7 @@ const tmpfsMagic = 0x01021994;
 const runTmpfsSource = "shoal-run";
 
 /**
- * Puts the engine's run directory on a tmpfs. It holds what only one boot needs: the OCI
+ * Makes the engine's run directory and puts it on a tmpfs. It holds what only one boot needs: the OCI
  * runtime's state, conmon's files, container bundles and exit files, about a dozen files
  * created and deleted per container run. systemd hosts mount /run as a tmpfs, so there is
  * nothing to do; where the directory is on a disk (a host whose /run is not a tmpfs, or a
@@ -25,6 +25,7 @@ const runTmpfsSource = "shoal-run";
  * is left as it is, so those containers stay reachable.
  */
 export async function ensureRunDirectoryOnTmpfs(directory: string, options: { runtimeRootBase: string; logger: Logger; signal?: AbortSignal }): Promise<void> {
+  await mkdir(directory, { recursive: true, mode: 0o700 });
   if ((await statfs(directory)).type === tmpfsMagic) return;
   if (await holdsContainers(options.runtimeRootBase)) {
     options.logger.warn({ directory }, "the run directory is on a disk and holds running containers' state: left there; remove the containers and restart to move it to a tmpfs");

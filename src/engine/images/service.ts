@@ -1,5 +1,5 @@
 import { mkdir, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 
 import {
   FailedPreconditionError,
@@ -22,16 +22,6 @@ import { Unpacker } from "./unpack.js";
 
 const containerKeyPrefix = "container/";
 const initKeyPrefix = "init/";
-
-/**
- * Files the engine bind-mounts over every container's own (see writeContainerEtcFiles). The
- * runtime needs a file to mount on, and makes one in the container's writable layer where
- * the image has none: a copy-up of /etc and three new files on disk for every container
- * started, and as many to delete at its removal. An init layer per image holds them
- * instead, between the image and its containers, as Docker's per-container init layer
- * does; the mounts cover them, so an image's own files there are never seen either way.
- */
-const initLayerFiles = ["etc/hostname", "etc/hosts", "etc/resolv.conf"] as const;
 const containerIdPattern = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/u;
 
 export interface ImageServiceOptions {
@@ -46,6 +36,16 @@ export interface ImageServiceOptions {
   /** Whether a container uses the image (by id); images in use are not removed unless forced. */
   readonly isInUse?: (imageId: Digest) => boolean | Promise<boolean>;
   readonly layerLimits?: Partial<LayerLimits>;
+  /**
+   * Files (paths under the rootfs) the engine bind-mounts over in every container. The
+   * runtime needs a file to mount on, and makes one in the container's writable layer where
+   * the image has none: a copy-up of their folder and a new file on disk for each, at every
+   * container start, and as many to delete at its removal. An init layer per image holds
+   * them instead, empty, between the image and its containers, as Docker's per-container
+   * init layer does; the mounts cover them, so an image's own files there are never seen
+   * either way. None (the default): containers stand on the image itself.
+   */
+  readonly initLayerFiles?: readonly string[];
 }
 
 export interface RemoveResult {
@@ -109,10 +109,12 @@ class ImageServiceImpl implements ImageService {
   readonly #isInUse: (imageId: Digest) => boolean | Promise<boolean>;
   #operations = 0;
   #garbagePending = false;
+  /** ImageServiceOptions.initLayerFiles. */
+  readonly #initLayerFiles: readonly string[];
   /** Init layers being made, by key: concurrent container creates of one image make it once. */
   readonly #initLayers = new Map<string, Promise<string>>();
 
-  constructor(parts: { content: ContentStore; images: ImageStore; snapshotter: LayerSnapshotter; registry: RegistryClient; unpacker: Unpacker; logger: Logger; platform: Platform; isInUse: (imageId: Digest) => boolean | Promise<boolean> }) {
+  constructor(parts: { content: ContentStore; images: ImageStore; snapshotter: LayerSnapshotter; registry: RegistryClient; unpacker: Unpacker; logger: Logger; platform: Platform; isInUse: (imageId: Digest) => boolean | Promise<boolean>; initLayerFiles: readonly string[] }) {
     this.#content = parts.content;
     this.#images = parts.images;
     this.#snapshotter = parts.snapshotter;
@@ -121,6 +123,7 @@ class ImageServiceImpl implements ImageService {
     this.#logger = parts.logger;
     this.#platform = parts.platform;
     this.#isInUse = parts.isInUse;
+    this.#initLayerFiles = parts.initLayerFiles;
   }
 
   /**
@@ -269,12 +272,13 @@ class ImageServiceImpl implements ImageService {
     const image = this.inspect(input.imageRef);
     return this.#operation(async () => {
       await this.#unpacker.unpack(image, input.signal === undefined ? {} : { signal: input.signal });
-      return this.#snapshotter.prepare(key, await this.#initLayer(image.chainIds.at(-1) ?? null));
+      const top = image.chainIds.at(-1) ?? null;
+      return this.#snapshotter.prepare(key, this.#initLayerFiles.length === 0 ? top : await this.#initLayer(top));
     });
   }
 
   /**
-   * The committed init layer over `chainId` (see initLayerFiles), made when missing. It is
+   * The committed init layer over `chainId` (see ImageServiceOptions.initLayerFiles), made when missing. It is
    * garbage like any committed snapshot no image names: collected once no container
    * stands on it. Runs inside an operation, so no collection removes it meanwhile.
    */
@@ -295,8 +299,10 @@ class ImageServiceImpl implements ImageService {
     if (this.#hasSnapshot(active)) await this.#snapshotter.remove(active);
     await this.#snapshotter.prepare(active, chainId);
     const directory = this.#snapshotter.activeDirectory(active);
-    await mkdir(join(directory, "etc"), { mode: 0o755 });
-    await Promise.all(initLayerFiles.map((file) => writeFile(join(directory, file), "", { mode: 0o644 })));
+    for (const file of this.#initLayerFiles) {
+      await mkdir(join(directory, dirname(file)), { recursive: true, mode: 0o755 });
+      await writeFile(join(directory, file), "", { mode: 0o644 });
+    }
     await this.#snapshotter.commit(key, active);
     return key;
   }
@@ -359,5 +365,6 @@ export async function openImageService(options: ImageServiceOptions): Promise<Im
     logger,
     platform: options.platform ?? hostPlatform(),
     isInUse: options.isInUse ?? (() => false),
+    initLayerFiles: options.initLayerFiles ?? [],
   });
 }

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 
 import type { OciMount } from "../runtime/spec/types.js";
 
@@ -53,6 +53,9 @@ function readHostResolvConf(): string {
   }
 }
 
+/** The files of /etc every container gets from the engine (writeContainerEtcFiles), as paths under the rootfs. */
+export const containerEtcFiles = ["etc/hosts", "etc/hostname", "etc/resolv.conf"] as const;
+
 function bindFile(source: string, destination: string): OciMount {
   return { destination, type: "bind", source, options: ["rbind", "rprivate", "nosuid", "nodev", "noexec"] };
 }
@@ -67,14 +70,16 @@ export async function writeContainerEtcFiles(options: {
   address: string | null;
   ownNetworkNamespace: boolean;
 }): Promise<OciMount[]> {
-  const hostsPath = join(options.directory, "hosts");
-  const hostnamePath = join(options.directory, "hostname");
-  const resolvPath = join(options.directory, "resolv.conf");
-  const resolv = containerResolvConf(readHostResolvConf(), options.ownNetworkNamespace);
-  await Promise.all([
-    writeFile(hostsPath, containerHosts(options.hostname, options.address)),
-    writeFile(hostnamePath, `${options.hostname}\n`),
-    writeFile(resolvPath, resolv),
-  ]);
-  return [bindFile(hostsPath, "/etc/hosts"), bindFile(hostnamePath, "/etc/hostname"), bindFile(resolvPath, "/etc/resolv.conf")];
+  const contents: Record<(typeof containerEtcFiles)[number], string> = {
+    "etc/hosts": containerHosts(options.hostname, options.address),
+    "etc/hostname": `${options.hostname}\n`,
+    "etc/resolv.conf": containerResolvConf(readHostResolvConf(), options.ownNetworkNamespace),
+  };
+  return await Promise.all(
+    containerEtcFiles.map(async (file) => {
+      const source = join(options.directory, basename(file));
+      await writeFile(source, contents[file]);
+      return bindFile(source, `/${file}`);
+    }),
+  );
 }

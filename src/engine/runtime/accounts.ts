@@ -2,6 +2,7 @@ import { lstatSync } from "node:fs";
 import { join } from "node:path";
 
 import { mountRootfs, unmountRootfs } from "./rootfs-mount.js";
+import { isMissing } from "./spec/rootfs-file.js";
 import { readAccountFiles, type AccountFiles } from "./spec/user.js";
 import type { RootfsMount } from "./types.js";
 
@@ -22,7 +23,7 @@ function exists(path: string): boolean {
     lstatSync(path);
     return true;
   } catch (error) {
-    if (error instanceof Error && "code" in error && (error.code === "ENOENT" || error.code === "ENOTDIR")) return false;
+    if (isMissing(error)) return false;
     throw error;
   }
 }

@@ -285,14 +285,7 @@ class ContainerServiceImpl implements ContainerService {
     const steps: [string, () => Promise<void>][] = [
       ["runtime delete", () => this.#options.runtime.delete(id, { force: true })],
       ["network", async () => (entry.state.network === null ? undefined : await this.#options.network.detach(id, entry.state.network))],
-      [
-        "rootfs unmount",
-        async () => {
-          if (!entry.mayBeMounted) return;
-          await unmountRootfs(this.#store.paths(id).rootfs);
-          entry.mayBeMounted = false;
-        },
-      ],
+      ["rootfs unmount", () => this.#unmountLeftover(entry)],
     ];
     // Independent once the container's processes are gone: run them side by side.
     const results = await Promise.allSettled(steps.map(async ([, step]) => await step()));
@@ -302,6 +295,13 @@ class ContainerServiceImpl implements ContainerService {
       this.#logger.error({ containerId: id, err: result.reason }, `${what} failed after exit`);
       problems.push(`${what}: ${errorMessage(result.reason)}`);
     });
+  }
+
+  /** Unmounts the rootfs where a start may have left it mounted on the host (see Entry.mayBeMounted). */
+  async #unmountLeftover(entry: Entry): Promise<void> {
+    if (!entry.mayBeMounted) return;
+    await unmountRootfs(this.#store.paths(entry.record.id).rootfs);
+    entry.mayBeMounted = false;
   }
 
   /** By id, then by name (as Docker: a name wins over an id prefix), then by unique id prefix. */
@@ -547,8 +547,7 @@ class ContainerServiceImpl implements ContainerService {
       const { id } = entry.record;
       try {
         // The directory goes next, with `rm -r`: nothing may stay mounted in it.
-        if (entry.mayBeMounted) await unmountRootfs(this.#store.paths(id).rootfs);
-        entry.mayBeMounted = false;
+        await this.#unmountLeftover(entry);
         await this.#options.rootfs.remove(id, options);
         await this.#store.remove(id);
         await rm(join(this.#options.exitDirectory, id), { force: true });

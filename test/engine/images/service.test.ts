@@ -16,6 +16,7 @@ import {
   openImageService,
   type ImageService,
 } from "../../../src/engine/images/index.js";
+import { containerEtcFiles } from "../../../src/engine/network/index.js";
 import { bytesSource, isRoot, rootSkipReason, tempRoot, testLogger } from "../fixtures/engine-root.js";
 
 const skip = isRoot ? false : rootSkipReason;
@@ -149,7 +150,7 @@ test("remove is refused while a container uses the image, untags names, and dele
 
 test("containers of one image stand on one init layer, made once, collected with the image", { skip }, async (t) => {
   const root = await tempRoot(t);
-  const images = await openService(root);
+  const images = await openImageService({ root, logger: testLogger(), clock: systemClock, initLayerFiles: containerEtcFiles });
   await buildDemoImages(images);
   const lowerOf = (mounts: readonly { options: readonly string[] }[]): string[] =>
     mounts[0]?.options.find((option) => option.startsWith("lowerdir="))?.slice("lowerdir=".length).split(":") ?? [];

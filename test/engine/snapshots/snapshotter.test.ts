@@ -8,6 +8,7 @@ import { test } from "node:test";
 import { systemClock } from "../../../src/common/clock.js";
 import { AlreadyExistsError, FailedPreconditionError, NotFoundError } from "../../../src/common/errors.js";
 import { buildDemoImages, demoLayeredName, openImageService } from "../../../src/engine/images/index.js";
+import { containerEtcFiles } from "../../../src/engine/network/index.js";
 import { openOverlaySnapshotter, type Mount } from "../../../src/engine/snapshots/index.js";
 import { isRoot, rootSkipReason, tempRoot, testLogger } from "../fixtures/engine-root.js";
 
@@ -93,7 +94,7 @@ test("snapshots created together share metadata writes, and each is stored when 
 
 test("the layered demo image is seen correctly through a real overlay mount", { skip: isRoot ? false : rootSkipReason }, async (t) => {
   const root = await tempRoot(t);
-  const images = await openImageService({ root, logger: testLogger(), clock: systemClock });
+  const images = await openImageService({ root, logger: testLogger(), clock: systemClock, initLayerFiles: containerEtcFiles });
   await buildDemoImages(images);
   const mounts = await images.prepareContainerRootfs({ containerId: "overlay-test", imageRef: demoLayeredName });
   const [mount] = mounts;

@@ -6,7 +6,8 @@ import { InvalidArgumentError } from "../../../common/errors.js";
 /** Symlinks followed while resolving one path inside an image, as Linux's own MAXSYMLINKS. */
 export const symlinkFollowsMax = 40;
 
-function isMissing(error: unknown): boolean {
+/** A lookup failed because the path, or a folder on it, does not exist. */
+export function isMissing(error: unknown): boolean {
   return error instanceof Error && "code" in error && (error.code === "ENOENT" || error.code === "ENOTDIR");
 }
 
