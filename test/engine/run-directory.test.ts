@@ -5,14 +5,14 @@ import { join } from "node:path";
 import { test } from "node:test";
 
 import { ensureRunDirectoryOnTmpfs, releaseRunDirectory } from "../../src/engine/run-directory.js";
+import { listMountPoints } from "../../src/engine/runtime/rootfs-mount.js";
 import { containerSkipReason, testLogger } from "./runtime/helpers.js";
 
 const options = { skip: containerSkipReason() ?? false };
 const tmpfsMagic = 0x01021994;
 
 async function mountsAt(directory: string): Promise<number> {
-  const mountinfo = await readFile("/proc/self/mountinfo", "utf8");
-  return mountinfo.split("\n").filter((line) => line.split(" ")[4] === directory).length;
+  return (await listMountPoints()).filter((point) => point === directory).length;
 }
 
 async function scratch(t: { after: (fn: () => Promise<void>) => void }): Promise<string> {

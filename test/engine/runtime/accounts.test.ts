@@ -1,17 +1,17 @@
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 
 import { ContainerAccountFiles } from "../../../src/engine/runtime/accounts.js";
+import { listMountPoints } from "../../../src/engine/runtime/rootfs-mount.js";
 import { containerSkipReason } from "./helpers.js";
 
 const options = { skip: containerSkipReason() ?? false };
 
 async function mountPointsUnder(directory: string): Promise<string[]> {
-  const mountinfo = await readFile("/proc/self/mountinfo", "utf8");
-  return mountinfo.split("\n").map((line) => line.split(" ")[4] ?? "").filter((point) => point.startsWith(directory));
+  return (await listMountPoints()).filter((point) => point.startsWith(directory));
 }
 
 test("account files are read once per image for containers without their own /etc, and the mount never stays", options, async (t) => {

@@ -7,6 +7,7 @@ import { test } from "node:test";
 
 import type { Engine } from "../../../src/engine/engine.js";
 import { listChildCgroups } from "../../../src/engine/runtime/oci/cgroups.js";
+import { listMountPoints } from "../../../src/engine/runtime/rootfs-mount.js";
 import { containerSkipReason, createEngineFixture, type TestEngineFixture } from "./helpers.js";
 
 const options = { skip: containerSkipReason() ?? false, timeout: 30_000 };
@@ -23,11 +24,9 @@ async function conmonProcessesUnder(root: string): Promise<number[]> {
 
 /** Asserts the engine left nothing behind: mounts, netns, cgroups, conmon processes, dirs. */
 async function assertNoLeftovers(fixture: TestEngineFixture, engine: Engine): Promise<void> {
-  const mountinfo = await readFile("/proc/self/mountinfo", "utf8");
   const runTmpfs = join(fixture.runDir, "engine");
-  const mountPoints = mountinfo.split("\n").map((line) => line.split(" ")[4] ?? "");
   assert.deepEqual(
-    mountPoints.filter((point) => point.startsWith(fixture.root) && point !== runTmpfs),
+    (await listMountPoints()).filter((point) => point.startsWith(fixture.root) && point !== runTmpfs),
     [],
     "no mount under the engine's directories but its run directory's tmpfs",
   );
