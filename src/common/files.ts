@@ -1,4 +1,5 @@
 import { open, rename, writeFile } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
 
 /**
  * Writes `data` to `path` through a temporary file and a rename, so a crash leaves the old
@@ -38,5 +39,14 @@ export async function syncDirectory(path: string): Promise<void> {
     await handle.sync();
   } finally {
     await handle.close();
+  }
+}
+
+/** Writes all of `bytes` at the file's current position: one write may take only part of them. */
+export async function writeAll(handle: FileHandle, bytes: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < bytes.length) {
+    const { bytesWritten } = await handle.write(bytes, offset, bytes.length - offset);
+    offset += bytesWritten;
   }
 }

@@ -11,6 +11,7 @@ import {
   ResourceExhaustedError,
   throwIfAborted,
 } from "../../common/errors.js";
+import { writeAll } from "../../common/files.js";
 import type { Logger } from "../../common/logger.js";
 import { digestHex, isDigest, parseDigest, type Digest } from "./digest.js";
 
@@ -121,11 +122,7 @@ class ContentWriterImpl implements ContentWriter {
     }
     this.#written += chunk.length;
     this.#hash.update(chunk);
-    let offset = 0;
-    while (offset < chunk.length) {
-      const { bytesWritten } = await this.#handle.write(chunk, offset, chunk.length - offset);
-      offset += bytesWritten;
-    }
+    await writeAll(this.#handle, chunk);
   }
 
   async commit(): Promise<ContentInfo> {

