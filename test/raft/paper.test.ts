@@ -660,6 +660,46 @@ test("leader lease: a follower that heard from its leader ignores a disruptive v
   assert.equal(raft.term, 2, "after the lease expires the vote is considered");
 });
 
+test("leader lost: a follower whose stream to the leader failed gives up the lease and campaigns within the randomized part of its timeout", () => {
+  const raft = newTestRaft(1, [1, 2, 3], { checkQuorum: true, preVote: true });
+  raft.step(message({ type: "heartbeat", from: 2, to: 1, term: 1 }));
+  readMessages(raft);
+  raft.step(message({ type: "unreachable", from: 2, to: 1 }));
+  raft.step(message({ type: "pre-vote", from: 3, to: 1, term: 2, index: 10, logTerm: 5 }));
+  assert.deepEqual(
+    readMessages(raft).map((sent) => ({ type: sent.type, to: sent.to, reject: sent.reject })),
+    [{ type: "pre-vote-resp", to: 3, reject: false }],
+    "without the lease the pre-vote is granted",
+  );
+  let ticks = 0;
+  while (raft.state === "follower" && ticks < 2 * raft.electionTimeout) {
+    raft.tick();
+    ticks += 1;
+  }
+  assert.equal(raft.state, "pre-candidate");
+  assert.ok(ticks <= raft.electionTimeout, `campaigned after ${ticks} ticks; the full timeout is at least ${raft.electionTimeout}`);
+});
+
+test("leader lost: a report about another member, or one the leader's next heartbeat answers, leaves the lease", () => {
+  const raft = newTestRaft(1, [1, 2, 3], { checkQuorum: true, preVote: true });
+  raft.step(message({ type: "heartbeat", from: 2, to: 1, term: 1 }));
+  raft.step(message({ type: "unreachable", from: 3, to: 1 }));
+  readMessages(raft);
+  raft.step(message({ type: "pre-vote", from: 3, to: 1, term: 2, index: 10, logTerm: 5 }));
+  assert.deepEqual(readMessages(raft), [], "member 3 is not the leader: the lease holds");
+  raft.step(message({ type: "unreachable", from: 2, to: 1 }));
+  raft.step(message({ type: "heartbeat", from: 2, to: 1, term: 1 }));
+  readMessages(raft);
+  raft.step(message({ type: "pre-vote", from: 3, to: 1, term: 2, index: 10, logTerm: 5 }));
+  assert.deepEqual(readMessages(raft), [], "the leader was heard from again: the lease is back");
+  let ticks = 0;
+  while (raft.state === "follower" && ticks < 2 * raft.electionTimeout) {
+    raft.tick();
+    ticks += 1;
+  }
+  assert.ok(ticks >= raft.electionTimeout, `campaigned after ${ticks} ticks, within the lease`);
+});
+
 // ---- leadership transfer and ReadIndex ---------------------------------------------------
 
 test("transfer: the leader catches the transferee up, then it takes over at once", () => {
