@@ -110,6 +110,11 @@ export function errorMessage(error: unknown): string {
   return String(error);
 }
 
+/** The code of a failed system call ("ENOENT", "EEXIST", ...); undefined for any other error. */
+export function systemErrorCode(error: unknown): string | undefined {
+  return error instanceof Error && "code" in error && typeof error.code === "string" ? error.code : undefined;
+}
+
 /** Throws a CancelledError (with the signal's reason as cause) if the signal has fired. */
 export function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted === true) {

@@ -2,7 +2,7 @@ import { readFile, rm, writeFile } from "node:fs/promises";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 
-import { FailedPreconditionError } from "../common/errors.js";
+import { FailedPreconditionError, systemErrorCode } from "../common/errors.js";
 
 /** A held data-dir lock; release it once, on shutdown. */
 export interface DataDirLock {
@@ -46,7 +46,7 @@ export async function acquireDataDirLock(dataDir: string): Promise<DataDirLock> 
         },
       };
     } catch (error) {
-      if (!(error instanceof Error && "code" in error && error.code === "EEXIST")) throw error;
+      if (systemErrorCode(error) !== "EEXIST") throw error;
     }
     const owner = parseLockText(await readFile(path, "utf8").catch(() => ""));
     if (owner !== undefined && owner.pid !== process.pid && processStartTime(owner.pid) === owner.start) {

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 
-import { FailedPreconditionError } from "../common/errors.js";
+import { FailedPreconditionError, systemErrorCode } from "../common/errors.js";
 
 const nodeIdPattern = /^[a-z0-9]{25}$/;
 
@@ -16,7 +16,7 @@ export function newNodeId(): string {
 export async function loadOrCreateNodeId(dataDir: string): Promise<string> {
   const path = join(dataDir, "node-id");
   const existing = await readFile(path, "utf8").catch((error: unknown) => {
-    if (error instanceof Error && "code" in error && error.code === "ENOENT") return undefined;
+    if (systemErrorCode(error) === "ENOENT") return undefined;
     throw error;
   });
   if (existing !== undefined) {

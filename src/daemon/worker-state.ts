@@ -1,7 +1,7 @@
 import { mkdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 
-import { InvalidArgumentError, errorMessage } from "../common/errors.js";
+import { InvalidArgumentError, errorMessage, systemErrorCode } from "../common/errors.js";
 import { writeFileAtomic } from "../common/files.js";
 import { loadTlsMaterial, privateFileMode, saveTlsMaterial, type TlsMaterial } from "../rpc/tls/index.js";
 
@@ -52,7 +52,7 @@ export async function loadWorkerState(dataDir: string): Promise<WorkerSwarmState
   try {
     text = await readFile(paths.stateFile, "utf8");
   } catch (error) {
-    if (error instanceof Error && "code" in error && error.code === "ENOENT") return undefined;
+    if (systemErrorCode(error) === "ENOENT") return undefined;
     throw error;
   }
   let parsed: unknown;

@@ -4,7 +4,7 @@ import { join } from "node:path";
 
 import { systemClock, type Clock } from "../common/clock.js";
 import type { Logger } from "../common/logger.js";
-import { InternalError, UnavailableError, throwIfAborted } from "../common/errors.js";
+import { InternalError, UnavailableError, throwIfAborted, systemErrorCode } from "../common/errors.js";
 import { containerEtcFiles } from "./network/etc-files.js";
 import { removeBridgeNetwork } from "./network/masquerade.js";
 import { ensureRunDirectoryOnTmpfs, releaseRunDirectory } from "./run-directory.js";
@@ -72,7 +72,7 @@ async function loadEngineId(path: string, random: (size: number) => Buffer): Pro
     if (!/^[a-f0-9]{16}$/.test(text)) throw new InternalError(`${path} does not hold an engine id: remove it`);
     return text;
   } catch (error) {
-    if (!(error instanceof Error && "code" in error && error.code === "ENOENT")) throw error;
+    if (systemErrorCode(error) !== "ENOENT") throw error;
   }
   const id = random(8).toString("hex");
   await writeFile(path, `${id}\n`, { flag: "wx" });

@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 
 import { ApiClient } from "../cli/client.js";
 import type { Clock } from "../common/clock.js";
-import { DeadlineExceededError, FailedPreconditionError, UnavailableError, errorMessage, throwIfAborted } from "../common/errors.js";
+import { DeadlineExceededError, FailedPreconditionError, UnavailableError, errorMessage, throwIfAborted, systemErrorCode } from "../common/errors.js";
 import { labGrpcPort } from "./names.js";
 import { labHostNsenterArgs } from "./network.js";
 import type { LabHostState } from "./state.js";
@@ -45,7 +45,7 @@ export function signalProcess(pid: number, signal: NodeJS.Signals): void {
   try {
     process.kill(pid, signal);
   } catch (error) {
-    if (!(error instanceof Error && "code" in error && error.code === "ESRCH")) throw error;
+    if (systemErrorCode(error) !== "ESRCH") throw error;
   }
 }
 

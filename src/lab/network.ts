@@ -1,7 +1,7 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 
-import { FailedPreconditionError, ResourceExhaustedError } from "../common/errors.js";
+import { FailedPreconditionError, ResourceExhaustedError, systemErrorCode } from "../common/errors.js";
 import { lastErrorLine, type CommandResult } from "../common/command.js";
 import { runLabCommand } from "./command.js";
 import { labSubnetOctetPreferred, labSubnetPrefix } from "./names.js";
@@ -34,7 +34,7 @@ async function claimSubnetOctet(name: string, octet: number, labExists: (other: 
     await writeFile(path, name, { flag: "wx", mode: 0o600 });
     return true;
   } catch (error) {
-    if (!(error instanceof Error && "code" in error && error.code === "EEXIST")) throw error;
+    if (systemErrorCode(error) !== "EEXIST") throw error;
   }
   const holder = (await readFile(path, "utf8").catch(() => "")).trim();
   if (holder === name || !(await labExists(holder))) {

@@ -1,7 +1,7 @@
 import { mkdir, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 
-import { InvalidArgumentError, errorMessage } from "../common/errors.js";
+import { InvalidArgumentError, errorMessage, systemErrorCode } from "../common/errors.js";
 import type { LabRole } from "./names.js";
 
 /** Where lab state lives: on tmpfs, so a reboot (which also drops every netns) forgets labs. */
@@ -113,7 +113,7 @@ export async function readLabState(name: string): Promise<LabState | undefined> 
   try {
     text = await readFile(path, "utf8");
   } catch (error) {
-    if (error instanceof Error && "code" in error && error.code === "ENOENT") return undefined;
+    if (systemErrorCode(error) === "ENOENT") return undefined;
     throw error;
   }
   return parseLabState(text, path);
@@ -137,7 +137,7 @@ export async function listLabNames(): Promise<string[]> {
   try {
     return (await readdir(labStateRoot, { withFileTypes: true })).filter((entry) => entry.isDirectory()).map((entry) => entry.name);
   } catch (error) {
-    if (error instanceof Error && "code" in error && error.code === "ENOENT") return [];
+    if (systemErrorCode(error) === "ENOENT") return [];
     throw error;
   }
 }

@@ -1,7 +1,7 @@
 import { mkdir, readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 
-import { InvalidArgumentError, errorMessage } from "../common/errors.js";
+import { InvalidArgumentError, errorMessage, systemErrorCode } from "../common/errors.js";
 import { syncDirectory, writeFileAtomic } from "../common/files.js";
 import { parseTask, type Task } from "../manager/objects/index.js";
 
@@ -85,7 +85,7 @@ export class TaskDatabase {
     try {
       text = await readFile(this.#path, "utf8");
     } catch (error) {
-      if (error instanceof Error && "code" in error && error.code === "ENOENT") return { tasks: [], term: 0 };
+      if (systemErrorCode(error) === "ENOENT") return { tasks: [], term: 0 };
       throw error;
     }
     return parseTaskDatabase(text, this.#path);

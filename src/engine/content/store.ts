@@ -10,6 +10,7 @@ import {
   NotFoundError,
   ResourceExhaustedError,
   throwIfAborted,
+  systemErrorCode,
 } from "../../common/errors.js";
 import { writeAll } from "../../common/files.js";
 import type { Logger } from "../../common/logger.js";
@@ -214,7 +215,7 @@ class ContentStoreImpl implements ContentStore {
       const stats = await stat(this.blobPath(digest));
       return { digest, size: stats.size };
     } catch (error) {
-      if (error instanceof Error && "code" in error && error.code === "ENOENT") return null;
+      if (systemErrorCode(error) === "ENOENT") return null;
       throw error;
     }
   }
@@ -313,7 +314,7 @@ class ContentStoreImpl implements ContentStore {
     try {
       await rm(this.blobPath(digest));
     } catch (error) {
-      if (error instanceof Error && "code" in error && error.code === "ENOENT") {
+      if (systemErrorCode(error) === "ENOENT") {
         throw new NotFoundError(`content ${digest} is not in the content store`, { cause: error });
       }
       throw error;

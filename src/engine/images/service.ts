@@ -278,9 +278,10 @@ class ImageServiceImpl implements ImageService {
   }
 
   /**
-   * The committed init layer over `chainId` (see ImageServiceOptions.initLayerFiles), made when missing. It is
-   * garbage like any committed snapshot no image names: collected once no container
-   * stands on it. Runs inside an operation, so no collection removes it meanwhile.
+   * The committed init layer over `chainId` (see ImageServiceOptions.initLayerFiles), made
+   * when missing. It is garbage like any committed snapshot no image names: collected once
+   * no container stands on it. Runs inside an operation, so no collection removes it
+   * meanwhile.
    */
   async #initLayer(chainId: string | null): Promise<string> {
     const key = `${initKeyPrefix}${chainId ?? "scratch"}`;

@@ -1,7 +1,7 @@
 import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 
-import { AlreadyExistsError, InvalidArgumentError, NotFoundError, ResourceExhaustedError } from "../../common/errors.js";
+import { AlreadyExistsError, InvalidArgumentError, NotFoundError, ResourceExhaustedError, systemErrorCode } from "../../common/errors.js";
 import { writeFileAtomic } from "../../common/files.js";
 import type { Clock } from "../../common/clock.js";
 import type { Logger } from "../../common/logger.js";
@@ -103,7 +103,7 @@ export class ImageStore {
     try {
       entries = parseIndex(await readFile(this.#path, "utf8"));
     } catch (error) {
-      if (!(error instanceof Error && "code" in error && error.code === "ENOENT")) throw error;
+      if (systemErrorCode(error) !== "ENOENT") throw error;
     }
     for (const entry of entries) {
       try {

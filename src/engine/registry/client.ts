@@ -15,6 +15,7 @@ import {
   UnavailableError,
   errorMessage,
   throwIfAborted,
+  systemErrorCode,
 } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
 import { isDigest, parseDigest, type Descriptor, type Digest } from "../content/digest.js";
@@ -165,7 +166,7 @@ class RegistryClientImpl implements RegistryClient {
         try {
           text = await readFile(path, "utf8");
         } catch (error) {
-          if (error instanceof Error && "code" in error && error.code === "ENOENT") continue;
+          if (systemErrorCode(error) === "ENOENT") continue;
           throw new UnavailableError(`cannot read the CA bundle ${path}: ${errorMessage(error)}`, { cause: error });
         }
         if (!text.includes("-----BEGIN CERTIFICATE-----")) continue;

@@ -2,7 +2,6 @@ import { lstatSync } from "node:fs";
 import { join } from "node:path";
 
 import { mountRootfs, unmountRootfs } from "./rootfs-mount.js";
-import { isMissing } from "./spec/rootfs-file.js";
 import { readAccountFiles, type AccountFiles } from "./spec/user.js";
 import type { RootfsMount } from "./types.js";
 
@@ -16,16 +15,6 @@ export interface AccountFilesRequest {
   mounts: readonly RootfsMount[];
   /** RootfsProvider.writableLayer. */
   writableLayer: string | null;
-}
-
-function exists(path: string): boolean {
-  try {
-    lstatSync(path);
-    return true;
-  } catch (error) {
-    if (isMissing(error)) return false;
-    throw error;
-  }
 }
 
 async function readMounted(request: AccountFilesRequest): Promise<AccountFiles> {
@@ -50,7 +39,9 @@ export class ContainerAccountFiles {
   readonly #byImage = new Map<string, Promise<AccountFiles>>();
 
   async read(request: AccountFilesRequest): Promise<AccountFiles> {
-    if (request.writableLayer === null || exists(join(request.writableLayer, "etc"))) return await readMounted(request);
+    const layer = request.writableLayer;
+    // No layer to look in, or one with its own /etc: this container's files may not be its image's.
+    if (layer === null || lstatSync(join(layer, "etc"), { throwIfNoEntry: false }) !== undefined) return await readMounted(request);
     const cached = this.#byImage.get(request.imageId);
     if (cached !== undefined) return await cached;
     const reading = readMounted(request);

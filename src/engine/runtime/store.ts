@@ -1,7 +1,7 @@
 import { mkdir, readFile, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 
-import { InternalError } from "../../common/errors.js";
+import { InternalError, systemErrorCode } from "../../common/errors.js";
 import { replaceFile } from "../../common/files.js";
 import { parseContainerRecord, parseContainerState } from "./codec.js";
 import type { ContainerRecord, ContainerState } from "./types.js";
@@ -61,7 +61,6 @@ export interface ContainerRoots {
   data: string;
   run: string;
 }
-
 
 async function readLimited(path: string): Promise<string> {
   const text = await readFile(path, "utf8");
@@ -149,7 +148,7 @@ export class ContainerStore {
       try {
         const record = parseContainerRecord(await readLimited(paths.record));
         const state = await readLimited(paths.state).then(parseContainerState, (error: unknown) => {
-          if (error instanceof Error && "code" in error && error.code === "ENOENT") return createdState();
+          if (systemErrorCode(error) === "ENOENT") return createdState();
           throw error;
         });
         loaded.push({ record, state });

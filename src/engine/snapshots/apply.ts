@@ -11,6 +11,7 @@ import {
   NotImplementedError,
   ResourceExhaustedError,
   throwIfAborted,
+  systemErrorCode,
 } from "../../common/errors.js";
 import { writeAll } from "../../common/files.js";
 import type { Logger } from "../../common/logger.js";
@@ -114,9 +115,6 @@ async function* measured(source: AsyncIterable<Buffer>, bytesMax: number, totals
   }
 }
 
-function isNotFound(error: unknown): boolean {
-  return error instanceof Error && "code" in error && error.code === "ENOENT";
-}
 
 /**
  * Splits an archive path into components that stay inside the layer: a leading "/" is dropped
@@ -160,7 +158,7 @@ class LayerExtractor {
       try {
         stats = await lstat(current);
       } catch (error) {
-        if (!isNotFound(error) || !create) {
+        if (systemErrorCode(error) !== "ENOENT" || !create) {
           throw new InvalidArgumentError(`layer entry "${raw}" refers to a missing directory "${components.join("/")}"`, { cause: error });
         }
         await mkdir(current, { mode: 0o755 });
@@ -180,7 +178,7 @@ class LayerExtractor {
       if (keepDirectory && stats.isDirectory()) return true;
       await rm(path, { recursive: true, force: true });
     } catch (error) {
-      if (!isNotFound(error)) throw error;
+      if (systemErrorCode(error) !== "ENOENT") throw error;
     }
     return false;
   }

@@ -10,6 +10,7 @@ import {
   InvalidArgumentError,
   NotFoundError,
   ResourceExhaustedError,
+  systemErrorCode,
 } from "../../common/errors.js";
 import type { Clock } from "../../common/clock.js";
 import type { Logger } from "../../common/logger.js";
@@ -144,7 +145,7 @@ class OverlaySnapshotterImpl implements LayerSnapshotter {
     try {
       this.#metadata = parseMetadata(await readFile(this.#metadataPath, "utf8"));
     } catch (error) {
-      if (!(error instanceof Error && "code" in error && error.code === "ENOENT")) throw error;
+      if (systemErrorCode(error) !== "ENOENT") throw error;
     }
   }
 

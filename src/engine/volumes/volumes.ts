@@ -2,7 +2,7 @@ import { mkdir, readFile, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 
 import type { Clock } from "../../common/clock.js";
-import { AlreadyExistsError, FailedPreconditionError, InternalError, NotFoundError, throwIfAborted } from "../../common/errors.js";
+import { AlreadyExistsError, FailedPreconditionError, InternalError, NotFoundError, throwIfAborted, systemErrorCode } from "../../common/errors.js";
 import { writeFileAtomic } from "../../common/files.js";
 import { validateVolumeName } from "./mounts.js";
 
@@ -49,9 +49,6 @@ function parseVolumeMetadata(text: string, name: string, mountpoint: string): Vo
   return { name, driver: "local", mountpoint, createdAt: parsed.createdAt, labels };
 }
 
-function isMissing(error: unknown): boolean {
-  return error instanceof Error && "code" in error && error.code === "ENOENT";
-}
 
 class VolumeServiceImpl implements VolumeService {
   readonly #root: string;
@@ -73,7 +70,7 @@ class VolumeServiceImpl implements VolumeService {
     try {
       await mkdir(directory);
     } catch (error) {
-      if (error instanceof Error && "code" in error && error.code === "EEXIST") {
+      if (systemErrorCode(error) === "EEXIST") {
         throw new AlreadyExistsError(`volume ${name} already exists`);
       }
       throw error;
@@ -114,7 +111,7 @@ class VolumeServiceImpl implements VolumeService {
     try {
       text = await readFile(join(directory, "volume.json"), "utf8");
     } catch (error) {
-      if (isMissing(error)) throw new NotFoundError(`no such volume: ${name}`);
+      if (systemErrorCode(error) === "ENOENT") throw new NotFoundError(`no such volume: ${name}`);
       throw error;
     }
     if (text.length > metadataBytesMax) throw new InternalError(`volume ${name} metadata is too large`);
@@ -124,7 +121,7 @@ class VolumeServiceImpl implements VolumeService {
   async list(options: { signal?: AbortSignal } = {}): Promise<Volume[]> {
     throwIfAborted(options.signal);
     const names = await readdir(this.#root).catch((error: unknown) => {
-      if (isMissing(error)) return [];
+      if (systemErrorCode(error) === "ENOENT") return [];
       throw error;
     });
     const volumes: Volume[] = [];

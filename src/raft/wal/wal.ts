@@ -4,7 +4,6 @@ import { open, readdir, readFile, rename, rm } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 
-
 import { FailedPreconditionError, InternalError, errorMessage } from "../../common/errors.js";
 import { syncDirectory } from "../../common/files.js";
 import type { Logger } from "../../common/logger.js";

@@ -1,7 +1,7 @@
 import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 
-import { FailedPreconditionError, throwIfAborted } from "../../common/errors.js";
+import { FailedPreconditionError, throwIfAborted, systemErrorCode } from "../../common/errors.js";
 import { syncDirectory, writeFileAtomic } from "../../common/files.js";
 import type { TlsMaterial } from "./credentials.js";
 
@@ -19,7 +19,7 @@ export async function readFileIfPresent(path: string): Promise<string | undefine
   try {
     return await readFile(path, "utf8");
   } catch (error) {
-    if (error instanceof Error && "code" in error && error.code === "ENOENT") return undefined;
+    if (systemErrorCode(error) === "ENOENT") return undefined;
     throw error;
   }
 }

@@ -1,14 +1,10 @@
 import { readFile, readdir, rmdir } from "node:fs/promises";
 import { join } from "node:path";
 
-import { FailedPreconditionError } from "../../../common/errors.js";
+import { FailedPreconditionError, systemErrorCode } from "../../../common/errors.js";
 
 /** The cgroup v1 hierarchy root on this host (hybrid layout: one mount per controller). */
 export const cgroupRoot = "/sys/fs/cgroup";
-
-function errorCode(error: unknown): string | undefined {
-  return error instanceof Error && "code" in error && typeof error.code === "string" ? error.code : undefined;
-}
 
 /**
  * Removes `path` (e.g. `/shoal-x/probe`) from every cgroup hierarchy, deepest first is the
@@ -21,7 +17,7 @@ export async function removeCgroupDirectories(path: string): Promise<void> {
     try {
       await rmdir(join(cgroupRoot, hierarchy, path));
     } catch (error) {
-      const code = errorCode(error);
+      const code = systemErrorCode(error);
       if (code === "ENOENT" || code === "ENOTDIR") continue;
       busy.push(`${hierarchy}: ${code ?? String(error)}`);
     }
@@ -37,7 +33,7 @@ export async function listChildCgroups(parent: string): Promise<string[]> {
     const entries = await readdir(join(cgroupRoot, "memory", parent), { withFileTypes: true });
     return entries.filter((entry) => entry.isDirectory()).map((entry) => join(parent, entry.name));
   } catch (error) {
-    if (errorCode(error) === "ENOENT") return [];
+    if (systemErrorCode(error) === "ENOENT") return [];
     throw error;
   }
 }
@@ -48,7 +44,7 @@ async function readNumber(path: string): Promise<number | null> {
     const value = Number(text);
     return Number.isFinite(value) ? value : null;
   } catch (error) {
-    if (errorCode(error) === "ENOENT") return null;
+    if (systemErrorCode(error) === "ENOENT") return null;
     throw error;
   }
 }
@@ -93,7 +89,7 @@ export async function readOomKillCount(cgroupsPath: string): Promise<number> {
   try {
     text = await readFile(join(cgroupRoot, "memory", cgroupsPath, "memory.oom_control"), "utf8");
   } catch (error) {
-    if (errorCode(error) === "ENOENT") return 0;
+    if (systemErrorCode(error) === "ENOENT") return 0;
     throw error;
   }
   const match = /^oom_kill (\d+)$/m.exec(text);

@@ -1,14 +1,15 @@
 import { lstatSync, readFileSync, readlinkSync } from "node:fs";
 import { posix } from "node:path";
 
-import { InvalidArgumentError } from "../../../common/errors.js";
+import { InvalidArgumentError, systemErrorCode } from "../../../common/errors.js";
 
 /** Symlinks followed while resolving one path inside an image, as Linux's own MAXSYMLINKS. */
 export const symlinkFollowsMax = 40;
 
 /** A lookup failed because the path, or a folder on it, does not exist. */
 export function isMissing(error: unknown): boolean {
-  return error instanceof Error && "code" in error && (error.code === "ENOENT" || error.code === "ENOTDIR");
+  const code = systemErrorCode(error);
+  return code === "ENOENT" || code === "ENOTDIR";
 }
 
 // Both functions here run at every container start (the image's passwd and group) and
