@@ -202,7 +202,6 @@ async function main(): Promise<void> {
   });
   server.keepAliveTimeout = 60_000;
   await new Promise<void>((resolve) => server.listen({ port: Number(values["http-port"]), host: "127.0.0.1", backlog: listenBacklog }, resolve));
-  process.stdout.write(`READY ${id}\n`);
   const shutdown = (): void => {
     server.close();
     server.closeAllConnections();
@@ -210,6 +209,8 @@ async function main(): Promise<void> {
   };
   process.once("SIGTERM", shutdown);
   process.once("SIGINT", shutdown);
+  // Only after the handlers: the bench may stop a node as soon as it reads this line.
+  process.stdout.write(`READY ${id}\n`);
 }
 
 main().catch((error: unknown) => {

@@ -41,7 +41,9 @@ async function run(options: Record<string, unknown>): Promise<void> {
   // working directory) fails outright when that directory is later removed.
   process.chdir("/");
   const logger = createLogger({ level: config.logLevel });
-  const daemon = await startDaemon(config, logger);
+  // The handlers go in before the start begins: until a process installs one, SIGTERM kills
+  // it outright, so a supervisor that stops the daemon just as it comes up would leave its
+  // socket, lock and half-set-up engine behind. A signal during the start waits for it.
   let signals = 0;
   const shutdown = (signal: NodeJS.Signals): void => {
     signals += 1;
@@ -50,19 +52,27 @@ async function run(options: Record<string, unknown>): Promise<void> {
       process.exit(1);
     }
     logger.info({ signal }, "shutting down");
-    daemon.close().then(
-      () => {
-        logger.flush();
-        process.exitCode = 0;
-      },
-      (error: unknown) => {
-        logger.error({ err: error }, "shutdown failed");
-        process.exitCode = 1;
-      },
+    starting.then(
+      (daemon) =>
+        daemon.close().then(
+          () => {
+            logger.flush();
+            process.exitCode = 0;
+          },
+          (error: unknown) => {
+            logger.error({ err: error }, "shutdown failed");
+            process.exitCode = 1;
+          },
+        ),
+      // A start that fails is reported where it is awaited, below.
+      () => undefined,
     );
   };
   process.on("SIGTERM", shutdown);
   process.on("SIGINT", shutdown);
+  logger.info({ pid: process.pid, version: shoalVersion }, "shoald starting");
+  const starting = startDaemon(config, logger);
+  await starting;
 }
 
 program.parseAsync(process.argv).catch((error: unknown) => {

@@ -1,13 +1,15 @@
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
 import { credentials } from "@grpc/grpc-js";
 
 import { loadHealthProto } from "../../src/rpc/index.js";
-import { shoalPath, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { removeEngineLeftovers, shoaldPath, shoalPath, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
 import { run } from "../helpers/run.js";
 
 const dockerCli = "/usr/local/bin/docker";
@@ -67,7 +69,7 @@ describe("shoald", () => {
 
   test("a second daemon on the same data dir is refused, naming the owner", async () => {
     const result = await run(process.execPath, [
-      join(shoalPath, "..", "shoald.js"),
+      shoaldPath,
       "--data-dir", daemon.dataDir,
       "--run-dir", join(daemon.dir, "run2"),
       "--socket", join(daemon.dir, "other.sock"),
@@ -102,6 +104,34 @@ test("SIGTERM stops shoald cleanly: exit 0, socket and lock removed", async () =
     assert.match(daemon.log(), /shoald stopped/);
   } finally {
     await daemon.cleanup();
+  }
+});
+
+test("SIGTERM while shoald is still starting lets the start finish, then stops cleanly", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "shoal-test-"));
+  const dataDir = join(dir, "data");
+  const socketPath = join(dir, "shoald.sock");
+  const child = spawn(process.execPath, [shoaldPath, "--data-dir", dataDir, "--run-dir", join(dir, "run"), "--socket", socketPath, "--listen-addr", "127.0.0.1:0"], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let log = "";
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  try {
+    child.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
+      if (!log.includes("shoald starting") && (log + chunk).includes("shoald starting")) child.kill("SIGTERM");
+      log += chunk;
+    });
+    assert.equal(await exited, 0, log);
+    assert.match(log, /shoald stopped/);
+    assert.equal(existsSync(socketPath), false, "socket left behind");
+    assert.equal(existsSync(join(dataDir, "shoald.lock")), false, "lock left behind");
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGKILL");
+      await exited;
+    }
+    await removeEngineLeftovers(dataDir, join(dir, "run"));
+    await rm(dir, { recursive: true, force: true });
   }
 });
 

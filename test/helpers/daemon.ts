@@ -132,7 +132,7 @@ async function removeAllContainers(client: ApiClient): Promise<void> {
 }
 
 /** The engine's bridge, cgroup parent and run tmpfs stay after the daemon stops (see removeEngineHostState). */
-async function removeEngineLeftovers(dataDir: string, runDir: string): Promise<void> {
+export async function removeEngineLeftovers(dataDir: string, runDir: string): Promise<void> {
   await releaseEngineRunDirectory(runDir);
   const engineId = await readFile(join(dataDir, "engine", "engine-id"), "utf8").then((text) => text.trim(), () => undefined);
   if (engineId === undefined) return;
