@@ -82,7 +82,6 @@ export async function startBenchDaemon(options: { signal: AbortSignal }): Promis
   return { client, logTail: () => log, close };
 }
 
-/** Loads shoal-demo/busybox the way `shoal image build-demo` does: archive made here, sent to /images/load. */
 /**
  * Runs `work` against a fresh bench daemon: SIGINT and SIGTERM abort it, a failure prints
  * the daemon's log tail, and the daemon is cleaned up whatever happens. A cleanup failure
@@ -109,6 +108,7 @@ export async function withBenchDaemon(work: (daemon: BenchDaemon, signal: AbortS
   }
 }
 
+/** Loads shoal-demo/busybox the way `shoal image build-demo` does: archive made here, sent to /images/load. */
 export async function loadDemoImage(client: ApiClient, options: { signal: AbortSignal }): Promise<void> {
   const archive = await buildDemoArchive({ busyboxPath: "/bin/busybox" });
   const response = await client.stream("POST", "/images/load", { upload: { stream: Readable.from([archive]), contentType: "application/x-tar" }, signal: options.signal });

@@ -298,7 +298,6 @@ class ProtoReader {
     return tag;
   }
 
-  /** The bounds of a length-delimited field's contents; moves past them. */
   /**
    * Reads a length prefix and returns where the field ends, leaving the position at its
    * start (a number, not a {start, end} object: this runs for every field of every message).

@@ -9,13 +9,6 @@ import { overlayBridgeName } from "./overlay.js";
 export const meshTable = "shoal_mesh";
 
 /**
- * The node's routing mesh: a published port answers on every local address (and on
- * localhost, through the output hook) and is DNATed to the service's ready tasks on the
- * ingress network in turn, wherever they run; the source becomes the node's ingress
- * address so replies come back through this node. The whole table is replaced in one
- * nft transaction.
- */
-/**
  * A port published straight to containers on this node (host mode, or an ingress port
  * with the local traffic policy): no masquerade, so the task sees the client's address.
  */
@@ -27,6 +20,13 @@ export interface HostPortRule {
   targetPort: number;
 }
 
+/**
+ * The node's routing mesh: a published port answers on every local address (and on
+ * localhost, through the output hook) and is DNATed to the service's ready tasks on the
+ * ingress network in turn, wherever they run; the source becomes the node's ingress
+ * address so replies come back through this node. The whole table is replaced in one
+ * nft transaction.
+ */
 export function meshRuleset(map: NetworkMap, hostPorts: readonly HostPortRule[] = []): string {
   const ingress = map.networks.find((network) => network.ingress);
   const rules: string[] = [];
