@@ -38,7 +38,11 @@ export const heartbeatGracePeriods = 3;
  * heartbeat deadline, a session-open timeout, a follower's redirect, reconnect backoff).
  */
 export const leaderStartGracePeriods = 6;
-/** Up to this fraction of the period is added at random, so workers do not beat in step. */
+/**
+ * Up to this fraction of the period is taken off at random, so workers do not beat in step.
+ * Off, not on: the grace counts whole configured periods, so a dead node is marked down
+ * within heartbeatGracePeriods periods of its last beat whatever the jitter drew.
+ */
 export const heartbeatJitterFraction = 0.25;
 /** Trailing metadata key naming the leader when a follower refuses a call. */
 export const leaderAddressMetadataKey = "shoal-leader-address";
@@ -314,12 +318,18 @@ class DispatcherImpl implements Dispatcher {
     return identity;
   }
 
+  /** The configured heartbeat period: what the grace before marking a node down counts in. */
   #periodMs(): number {
-    const base =
+    return (
       this.#heartbeatPeriodMs ??
       this.#store.view((tx) => tx.find("cluster")[0]?.spec.heartbeatPeriodMs) ??
-      clusterDefaults.heartbeatPeriodMs;
-    return base + Math.floor(this.#random() * base * heartbeatJitterFraction);
+      clusterDefaults.heartbeatPeriodMs
+    );
+  }
+
+  /** The period one heartbeat answer asks the node to beat at: the configured one, less jitter. */
+  #jitteredPeriodMs(periodMs: number): number {
+    return periodMs - Math.floor(this.#random() * periodMs * heartbeatJitterFraction);
   }
 
   async #session(call: ServerWritableStream<SessionRequest__Output, SessionMessage>): Promise<void> {
@@ -383,7 +393,7 @@ class DispatcherImpl implements Dispatcher {
     const periodMs = this.#periodMs();
     this.#armExpiry(session, periodMs * heartbeatGracePeriods);
     this.#sendSessionMessage(session);
-    return { periodMs };
+    return { periodMs: this.#jitteredPeriodMs(periodMs) };
   }
 
   #expire(session: NodeSession): void {

@@ -252,15 +252,23 @@ test("a node whose session stream ends is marked down after the grace unless it 
   assert.equal(started.store.view((tx) => tx.get("node", "node1"))?.status.state, "ready", "a new session brings the node back");
 });
 
-test("the heartbeat period is jittered by the injected randomness", async (t) => {
-  const started = await startManager({ clock: systemClock, heartbeatPeriodMs: 1_000, random: () => 0.999 });
+test("the jitter shortens the period a node beats at, never the grace before it is marked down", async (t) => {
+  const clock = new FakeClock();
+  const started = await startManager({ clock, heartbeatPeriodMs: 1_000, random: () => 0.999 });
   const client = dispatcherClient(started.address);
   defer(t, async () => {
     client.close();
     await started.close();
   });
   const { sessionId } = await openSession(t, client, "node1");
-  assert.deepEqual(await heartbeat(client, "node1", sessionId), { periodMs: 1_249 });
+  assert.deepEqual(await heartbeat(client, "node1", sessionId), { periodMs: 751 });
+  clock.advance(2_999);
+  await heartbeat(client, "node1", "not-the-session").catch(() => undefined);
+  assert.equal(started.store.view((tx) => tx.get("node", "node1"))?.status.state, "ready");
+  clock.advance(1);
+  await waitFor("three configured periods after the last beat, the node to be marked down", () =>
+    started.store.view((tx) => tx.get("node", "node1"))?.status.state === "down" ? true : undefined,
+  );
 });
 
 test("session and assignments messages carry the term the dispatcher was started in", async (t) => {
