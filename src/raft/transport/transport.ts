@@ -212,8 +212,14 @@ class GrpcRaftTransport implements RaftTransport {
         this.#sendSnapshot(peer, message);
         continue;
       }
-      if (peer.queue.length >= this.#queueMax || peer.cancelRetry !== null) {
-        // Full queue or a stream in backoff: queuing more would only deliver stale traffic late.
+      if (peer.cancelRetry !== null) {
+        // A stream in backoff: queuing would only deliver stale traffic late. Its end was
+        // reported once; reporting every refused send would have a follower whose link to
+        // a live leader is broken one way give up its lease on every acknowledgement.
+        this.#stats.droppedMessages += 1;
+        continue;
+      }
+      if (peer.queue.length >= this.#queueMax) {
         this.#stats.droppedMessages += 1;
         this.#handler?.reportUnreachable(peer.id);
         continue;

@@ -2,18 +2,12 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { field, HttpClient, KvCluster } from "../../../bench/raft/cluster.js";
+import { waitFor } from "../../helpers/wait.js";
 
 const writersCount = 8;
 const ackedBeforeKill = 300;
 const ackedAfterKill = 300;
 
-async function waitFor(what: string, condition: () => boolean, deadlineMs: number): Promise<void> {
-  const deadline = Date.now() + deadlineMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 /**
  * Reads every key through `member` (a linearizable ReadIndex read) and returns the
@@ -86,11 +80,11 @@ test("kill -9 of the leader in the middle of a write stream loses no acknowledge
   };
   const writers = Array.from({ length: writersCount }, (_, i) => writer(i));
   try {
-    await waitFor("writes before the kill", () => acked.size >= ackedBeforeKill, 30_000);
+    await waitFor("writes before the kill", () => (acked.size >= ackedBeforeKill ? true : undefined), { timeoutMs: 30_000 });
     const killed = leader;
     const ackedAtKill = acked.size;
     await cluster.kill(killed);
-    await waitFor("writes after the kill", () => acked.size >= ackedAtKill + ackedAfterKill, 30_000);
+    await waitFor("writes after the kill", () => (acked.size >= ackedAtKill + ackedAfterKill ? true : undefined), { timeoutMs: 30_000 });
     stop = true;
     await Promise.all(writers);
 

@@ -12,6 +12,7 @@ import { systemClock } from "../../../src/common/clock.js";
 import type { Message, NodeId } from "../../../src/raft/core/types.js";
 import { createGrpcRaftTransport } from "../../../src/raft/transport/transport.js";
 import type { RaftPeerCall, RaftTransport } from "../../../src/raft/transport/transport.js";
+import { waitFor } from "../../helpers/wait.js";
 
 const logger = pino({ level: "silent" });
 const opensslMissing = spawnSync("openssl", ["version"], { stdio: "ignore" }).status !== 0;
@@ -55,13 +56,6 @@ function heartbeat(from: NodeId, to: NodeId): Message {
   };
 }
 
-async function waitFor(what: string, condition: () => boolean): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 test("with mTLS, authorizePeer binds the sender id to its certificate", { skip: opensslMissing && "openssl is not installed" }, async (t) => {
   const dir = await mkdtemp(join(tmpdir(), "shoal-raft-mtls-"));
@@ -102,13 +96,13 @@ test("with mTLS, authorizePeer binds the sender id to its certificate", { skip: 
   const two = await start(2, 2);
   one.transport.addPeer(2, two.address);
   one.transport.send([heartbeat(1, 2)]);
-  await waitFor("delivery over mTLS", () => two.received.length === 1);
+  await waitFor("delivery over mTLS", () => (two.received.length === 1 ? true : undefined));
   assert.equal(two.received[0]?.from, 1);
 
   // Node 3's certificate cannot speak for node 1.
   const impostor = await start(1, 3);
   impostor.transport.addPeer(2, two.address);
   impostor.transport.send([heartbeat(1, 2)]);
-  await waitFor("refusal reported", () => impostor.unreachable.length > 0);
+  await waitFor("refusal reported", () => (impostor.unreachable.length > 0 ? true : undefined));
   assert.equal(two.received.length, 1);
 });

@@ -6,8 +6,10 @@ import { pino } from "pino";
 import { systemClock } from "../../../src/common/clock.js";
 import { newMessage } from "../../../src/raft/core/message.js";
 import type { Message, NodeId } from "../../../src/raft/core/types.js";
-import { createGrpcRaftTransport } from "../../../src/raft/transport/transport.js";
+import { createGrpcRaftTransport, reconnectBackoffMsMin } from "../../../src/raft/transport/transport.js";
 import type { RaftTransport, RaftTransportHandler } from "../../../src/raft/transport/transport.js";
+import { FakeClock } from "../../helpers/fake-clock.js";
+import { waitFor } from "../../helpers/wait.js";
 
 const logger = pino({ level: "silent" });
 
@@ -30,13 +32,6 @@ class Recorder implements RaftTransportHandler {
   }
 }
 
-async function waitFor(what: string, condition: () => boolean, deadlineMs = 5_000): Promise<void> {
-  const deadline = Date.now() + deadlineMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 async function pair(
   t: { after: (fn: () => Promise<void>) => void },
@@ -82,7 +77,7 @@ test("batched messages arrive in order with their entries intact", async (t) => 
   }
   one.send(sent.slice(0, 100));
   one.send(sent.slice(100));
-  await waitFor("300 messages", () => atTwo.messages.length === 300);
+  await waitFor("300 messages", () => (atTwo.messages.length === 300 ? true : undefined));
   assert.deepEqual(
     atTwo.messages.map((m) => [m.type, m.index, Buffer.from(m.entries[0]?.data ?? []).toString(), m.context[0]]),
     sent.map((m) => [m.type, m.index, Buffer.from(m.entries[0]?.data ?? []).toString(), m.context[0]]),
@@ -102,7 +97,7 @@ test("a snapshot larger than a gRPC message travels in chunks and is reported fi
       snapshot: { metadata: { index: 500, term: 3, confState: { voters: [1, 2], learners: [] } }, data },
     }),
   ]);
-  await waitFor("snapshot delivery", () => atOne.snapshots.length === 1, 20_000);
+  await waitFor("snapshot delivery", () => (atOne.snapshots.length === 1 ? true : undefined), { timeoutMs: 20_000 });
   assert.deepEqual(atOne.snapshots, [[2, "finish"]]);
   const received = atTwo.messages[0];
   assert.equal(received?.type, "snap");
@@ -110,19 +105,25 @@ test("a snapshot larger than a gRPC message travels in chunks and is reported fi
   assert.ok(Buffer.from(received.snapshot?.data ?? []).equals(data));
 });
 
-test("an unreachable peer is reported and its messages dropped and counted", async (t) => {
-  const one = createGrpcRaftTransport({ id: 1, logger, clock: systemClock });
+test("an unreachable peer is reported once per failed stream; sends during the backoff are dropped and counted", async (t) => {
+  const clock = new FakeClock();
+  const one = createGrpcRaftTransport({ id: 1, logger, clock });
   t.after(() => one.close());
   const recorder = new Recorder();
   one.setHandler(recorder);
   // Port 1 on loopback: nothing listens there, connections are refused at once.
   one.addPeer(2, "127.0.0.1:1");
   one.send([message({ type: "heartbeat", from: 1, to: 2 })]);
-  await waitFor("unreachable report", () => recorder.unreachable.length > 0);
-  assert.equal(recorder.unreachable[0], 2);
-  // While the stream is in backoff new messages are dropped instead of piling up.
+  await waitFor("unreachable report", () => (recorder.unreachable.length > 0 ? true : undefined));
+  assert.deepEqual(recorder.unreachable, [2]);
+  const droppedBefore = one.stats().droppedMessages;
+  one.send([message({ type: "heartbeat", from: 1, to: 2 }), message({ type: "heartbeat", from: 1, to: 2 })]);
+  assert.equal(one.stats().droppedMessages, droppedBefore + 2);
+  assert.deepEqual(recorder.unreachable, [2], "refused sends are no new news of the peer");
+  clock.advance(reconnectBackoffMsMin);
   one.send([message({ type: "heartbeat", from: 1, to: 2 })]);
-  assert.ok(one.stats().droppedMessages >= 1);
+  await waitFor("the retried stream's failure reported", () => (recorder.unreachable.length > 1 ? true : undefined));
+  assert.deepEqual(recorder.unreachable, [2, 2]);
 });
 
 test("a full peer queue drops and counts instead of growing", (t) => {
@@ -141,7 +142,7 @@ test("authorizePeer refusing a caller keeps its messages out", async (t) => {
   one.send([message({ type: "heartbeat", from: 1, to: 2 })]);
   const probe = new Recorder();
   one.setHandler(probe);
-  await waitFor("refusal reported as unreachable", () => probe.unreachable.length > 0);
+  await waitFor("refusal reported as unreachable", () => (probe.unreachable.length > 0 ? true : undefined));
   assert.equal(atTwo.messages.length, 0);
 });
 
@@ -150,7 +151,7 @@ test("authorizePeer binding a different id refuses a sender claiming another one
   const probe = new Recorder();
   one.setHandler(probe);
   one.send([message({ type: "heartbeat", from: 1, to: 2 })]);
-  await waitFor("refusal reported as unreachable", () => probe.unreachable.length > 0);
+  await waitFor("refusal reported as unreachable", () => (probe.unreachable.length > 0 ? true : undefined));
   assert.equal(atTwo.messages.length, 0);
 });
 
@@ -159,6 +160,6 @@ test("messages from a peer that are local-only types are refused", async (t) => 
   const probe = new Recorder();
   one.setHandler(probe);
   one.send([message({ type: "hup", from: 1, to: 2 })]);
-  await waitFor("refusal reported as unreachable", () => probe.unreachable.length > 0);
+  await waitFor("refusal reported as unreachable", () => (probe.unreachable.length > 0 ? true : undefined));
   assert.equal(atTwo.messages.length, 0);
 });
