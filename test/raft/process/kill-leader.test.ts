@@ -8,7 +8,6 @@ const writersCount = 8;
 const ackedBeforeKill = 300;
 const ackedAfterKill = 300;
 
-
 /**
  * Reads every key through `member` (a linearizable ReadIndex read) and returns the
  * mismatches. "Unavailable" answers and refused connections are retried until the deadline:

@@ -56,7 +56,6 @@ function heartbeat(from: NodeId, to: NodeId): Message {
   };
 }
 
-
 test("with mTLS, authorizePeer binds the sender id to its certificate", { skip: opensslMissing && "openssl is not installed" }, async (t) => {
   const dir = await mkdtemp(join(tmpdir(), "shoal-raft-mtls-"));
   t.after(() => rm(dir, { recursive: true, force: true }));

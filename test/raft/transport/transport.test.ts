@@ -32,7 +32,6 @@ class Recorder implements RaftTransportHandler {
   }
 }
 
-
 async function pair(
   t: { after: (fn: () => Promise<void>) => void },
   options: { authorize?: (claimed: NodeId) => NodeId | null } = {},
