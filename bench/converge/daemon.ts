@@ -2,7 +2,7 @@
 // free loopback port. Mirrors test/helpers/daemon.ts, which benchmarks cannot import
 // (test/ is not part of every build).
 import { spawn } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -13,7 +13,7 @@ import { asArray, asRecord, stringField } from "../../src/cli/parse.js";
 import { systemClock } from "../../src/common/clock.js";
 import { UnavailableError } from "../../src/common/errors.js";
 import { buildDemoArchive } from "../../src/engine/images/index.js";
-import { releaseEngineRunDirectory, removeEngineHostState } from "../../src/engine/index.js";
+import { removeStoppedEngineState } from "../../src/engine/index.js";
 
 const shoaldPath = fileURLToPath(new URL("../../src/bin/shoald.js", import.meta.url));
 /** How long shoald may take to log that it started (a cold start on a loaded 2-core host). */
@@ -65,7 +65,7 @@ export async function startBenchDaemon(options: { signal: AbortSignal }): Promis
       await exited;
       cancelKill();
     }
-    await removeEngineLeftovers(dataDir, runDir);
+    await removeStoppedEngineState(dataDir, runDir);
     await rm(dir, { recursive: true, force: true });
   };
   try {
@@ -136,13 +136,3 @@ async function removeAllContainers(client: ApiClient): Promise<void> {
   }
 }
 
-/** The engine's bridge, cgroup parent and run tmpfs stay after the daemon stops (see removeEngineHostState). */
-async function removeEngineLeftovers(dataDir: string, runDir: string): Promise<void> {
-  await releaseEngineRunDirectory(runDir);
-  const engineId = await readFile(join(dataDir, "engine", "engine-id"), "utf8").then(
-    (text) => text.trim(),
-    () => undefined, // the engine never started: it made no bridge
-  );
-  if (engineId === undefined) return;
-  await removeEngineHostState(engineId);
-}

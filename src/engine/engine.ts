@@ -66,10 +66,16 @@ export interface Engine {
   close(): Promise<void>;
 }
 
+const engineIdPattern = /^[a-f0-9]{16}$/;
+
+function engineIdPath(dataDir: string): string {
+  return join(dataDir, "engine", "engine-id");
+}
+
 async function loadEngineId(path: string, random: (size: number) => Buffer): Promise<string> {
   try {
     const text = (await readFile(path, "utf8")).trim();
-    if (!/^[a-f0-9]{16}$/.test(text)) throw new InternalError(`${path} does not hold an engine id: remove it`);
+    if (!engineIdPattern.test(text)) throw new InternalError(`${path} does not hold an engine id: remove it`);
     return text;
   } catch (error) {
     if (systemErrorCode(error) !== "ENOENT") throw error;
@@ -100,6 +106,23 @@ export function engineCgroupParent(engineId: string): string {
 export async function removeEngineHostState(engineId: string): Promise<void> {
   await removeBridgeNetwork(defaultBridgeName(engineId));
   await removeCgroupDirectories(engineCgroupParent(engineId));
+}
+
+/** The id of the engine that ran on `dataDir`; undefined when none did, or its file is not one. */
+export async function readEngineId(dataDir: string): Promise<string | undefined> {
+  const text = (await readFile(engineIdPath(dataDir), "utf8").catch(() => "")).trim();
+  return engineIdPattern.test(text) ? text : undefined;
+}
+
+/**
+ * Removes everything a stopped engine with the default network left on the host, given
+ * the daemon's data and run directories: its run tmpfs, bridge and cgroup parent (see
+ * releaseEngineRunDirectory and removeEngineHostState).
+ */
+export async function removeStoppedEngineState(dataDir: string, runDir: string): Promise<void> {
+  await releaseEngineRunDirectory(runDir);
+  const engineId = await readEngineId(dataDir);
+  if (engineId !== undefined) await removeEngineHostState(engineId);
 }
 
 /**
@@ -142,7 +165,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   };
   await ensureRunDirectoryOnTmpfs(runDirectory, { runtimeRootBase: directories.oci, logger, ...(options.signal === undefined ? {} : { signal: options.signal }) });
   for (const directory of Object.values(directories)) await mkdir(directory, { recursive: true, mode: 0o700 });
-  const engineId = await loadEngineId(join(engineDirectory, "engine-id"), random);
+  const engineId = await loadEngineId(engineIdPath(options.dataDir), random);
   const conmonPath = await findExecutable("conmon");
   if (conmonPath === null) throw new UnavailableError("conmon is not installed: install it (Debian: apt-get install conmon)");
   const detection = await detectOciRuntime({

@@ -1,4 +1,4 @@
-export { createEngine, defaultBridgeName, defaultSubnet, engineCgroupParent, releaseEngineRunDirectory, removeEngineHostState } from "./engine.js";
+export { createEngine, defaultBridgeName, defaultSubnet, engineCgroupParent, readEngineId, releaseEngineRunDirectory, removeEngineHostState, removeStoppedEngineState } from "./engine.js";
 export type { Engine, EngineInfo, EngineOptions } from "./engine.js";
 export {
   collectExecOutput,

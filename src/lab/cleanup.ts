@@ -5,6 +5,7 @@ import type { Clock } from "../common/clock.js";
 import { FailedPreconditionError } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
 import { lastErrorLine } from "../common/command.js";
+import { readEngineId } from "../engine/engine.js";
 import { listMountPoints } from "../engine/runtime/rootfs-mount.js";
 import { runLabCommand } from "./command.js";
 import { signalProcess, waitProcessGone } from "./host-process.js";
@@ -26,8 +27,8 @@ async function listDir(path: string): Promise<string[]> {
 async function engineIds(state: LabState | undefined): Promise<string[]> {
   const ids: string[] = [];
   for (const host of state?.hosts ?? []) {
-    const text = await readFile(join(host.dataDir, "engine", "engine-id"), "utf8").catch(() => "");
-    if (/^[a-f0-9]{16}\s*$/.test(text)) ids.push(text.trim());
+    const id = await readEngineId(host.dataDir);
+    if (id !== undefined) ids.push(id);
   }
   return ids;
 }

@@ -9,7 +9,8 @@ import { after, before, describe, test } from "node:test";
 import { credentials } from "@grpc/grpc-js";
 
 import { loadHealthProto } from "../../src/rpc/index.js";
-import { removeEngineLeftovers, shoaldPath, shoalPath, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { removeStoppedEngineState } from "../../src/engine/index.js";
+import { shoaldPath, shoalPath, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
 import { run } from "../helpers/run.js";
 
 const dockerCli = "/usr/local/bin/docker";
@@ -130,7 +131,7 @@ test("SIGTERM while shoald is still starting lets the start finish, then stops c
       child.kill("SIGKILL");
       await exited;
     }
-    await removeEngineLeftovers(dataDir, join(dir, "run"));
+    await removeStoppedEngineState(dataDir, join(dir, "run"));
     await rm(dir, { recursive: true, force: true });
   }
 });

@@ -1,11 +1,11 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { ApiClient } from "../../src/cli/client.js";
-import { releaseEngineRunDirectory, removeEngineHostState } from "../../src/engine/index.js";
+import { releaseEngineRunDirectory, removeStoppedEngineState } from "../../src/engine/index.js";
 import { asArray, asRecord, stringField } from "../../src/cli/parse.js";
 import { run, type RunResult } from "./run.js";
 import { waitFor } from "./wait.js";
@@ -108,7 +108,7 @@ export async function startTestDaemon(options: { dir?: string; extraArgs?: reado
         // Containers outlive their daemon by design (conmon holds them): remove them first.
         if (child.exitCode === null && child.signalCode === null) await removeAllContainers(new ApiClient({ kind: "unix", path: socketPath }));
         await stop({ graceMs: 5_000 });
-        await removeEngineLeftovers(dataDir, runDir);
+        await removeStoppedEngineState(dataDir, runDir);
         if (options.dir === undefined) await rm(dir, { recursive: true, force: true });
       },
     };
@@ -131,10 +131,3 @@ async function removeAllContainers(client: ApiClient): Promise<void> {
   }
 }
 
-/** The engine's bridge, cgroup parent and run tmpfs stay after the daemon stops (see removeEngineHostState). */
-export async function removeEngineLeftovers(dataDir: string, runDir: string): Promise<void> {
-  await releaseEngineRunDirectory(runDir);
-  const engineId = await readFile(join(dataDir, "engine", "engine-id"), "utf8").then((text) => text.trim(), () => undefined);
-  if (engineId === undefined) return;
-  await removeEngineHostState(engineId);
-}

@@ -115,7 +115,6 @@ async function* measured(source: AsyncIterable<Buffer>, bytesMax: number, totals
   }
 }
 
-
 /**
  * Splits an archive path into components that stay inside the layer: a leading "/" is dropped
  * (absolute paths become relative, as tar does) and ".." is refused outright.

@@ -49,7 +49,6 @@ function parseVolumeMetadata(text: string, name: string, mountpoint: string): Vo
   return { name, driver: "local", mountpoint, createdAt: parsed.createdAt, labels };
 }
 
-
 class VolumeServiceImpl implements VolumeService {
   readonly #root: string;
   readonly #clock: Clock;

@@ -1024,16 +1024,15 @@ function stepFollower(raft: Raft, message: Message): void {
       raft.handleSnapshot(message);
       return;
     case "unreachable":
-      // The transport could not reach the leader: its stream failed (mostly a leader
-      // process that died, whose host reset the connection) or is in backoff after
-      // failing. Rather than wait out the whole election timeout from the leader's last
-      // heartbeat (a second, by default, added to every failover), this follower gives up
-      // the leader's lease and keeps only the randomized part of its timeout. A leader that
-      // is in fact alive restores both with its next heartbeat, and members that still hear
-      // from it keep their lease, so they refuse this node's pre-votes: a broken link alone
-      // cannot depose a leader (it can only lose its quorum, which check-quorum handles). A
-      // silent failure (a partition, a host that lost power) resets nothing and still takes
-      // the full timeout.
+      // The transport could not reach the leader: its stream failed, or a reconnect did
+      // (mostly a leader process that died, whose host reset the connection). Rather than
+      // wait out the whole election timeout from the leader's last heartbeat (a second, by
+      // default, added to every failover), this follower gives up the leader's lease and
+      // keeps only the randomized part of its timeout. A leader that is in fact alive
+      // restores both with its next heartbeat, and members that still hear from it keep their
+      // lease, so they refuse this node's pre-votes: a broken link alone cannot depose a
+      // leader (it can only lose its quorum, which check-quorum handles). A silent failure (a
+      // partition, a host that lost power) resets nothing and still takes the full timeout.
       if (message.from === raft.lead) raft.electionElapsed = Math.max(raft.electionElapsed, raft.electionTimeout);
       return;
     case "timeout-now":

@@ -120,9 +120,7 @@ test("proposals made in one event-loop turn share fsyncs (group commit)", async 
   // With both followers up, entries can commit on their two acknowledgements before the
   // leader's own fsync ends, and the count would be read too early. With one, every
   // proposal resolves only after the leader's fsync of its entry is done and counted.
-  const follower = cluster.members.find((member) => member.id !== leader.id);
-  assert.ok(follower !== undefined);
-  await cluster.stopMember(follower.id);
+  await cluster.stopMember(cluster.otherThan(leader).id);
   await node.propose(Buffer.from("warm up"));
   const before = node.status().walSyncs;
   await Promise.all(Array.from({ length: 500 }, (_, i) => node.propose(Buffer.from(`p${i}`))));
