@@ -129,11 +129,11 @@ export class ByteReader {
     return value;
   }
 
+  /** A view into the input, not a copy: a caller that keeps it past the input copies it. */
   bytes(): Uint8Array {
     const length = this.u32();
     this.#need(length);
-    // A copy, so that decoded entries do not pin the whole segment buffer in memory.
-    const value = this.#bytes.slice(this.#offset, this.#offset + length);
+    const value = this.#bytes.subarray(this.#offset, this.#offset + length);
     this.#offset += length;
     return value;
   }
@@ -156,7 +156,9 @@ export function decodeEntry(reader: ByteReader): Entry {
   const term = reader.u64();
   const index = reader.u64();
   const code = reader.u8();
-  const data = reader.bytes();
+  // A copy, so that an entry kept in memory does not pin the whole segment it was read from
+  // (64 MB with its preallocated tail); Buffer.from packs small entries into shared slabs.
+  const data = Buffer.from(reader.bytes());
   if (code === 0) return { term, index, type: "normal", data };
   if (code === 1) return { term, index, type: "conf-change", data };
   throw new DecodeError(`unknown entry type code ${code}`);

@@ -121,6 +121,21 @@ test("segments are preallocated and the zero tail is not mistaken for records", 
   assert.ok((await stat(segment)).size >= preallocateChunkBytes, "recovery keeps the preallocation");
 });
 
+test("recovered entries are copies that do not pin the segment file's buffer", async (t) => {
+  const dir = await tempDir(t);
+  const { wal } = await WriteAheadLog.open({ dir, logger, afterIndex: 0 });
+  wal.append(range(1, 3, 1));
+  await wal.sync();
+  await wal.close();
+  const reopened = await WriteAheadLog.open({ dir, logger, afterIndex: 0 });
+  t.after(() => reopened.wal.close());
+  assert.equal(reopened.state.entries.length, 3);
+  for (const recovered of reopened.state.entries) {
+    // The segment is read whole, preallocated zeros included: a view into it keeps all of it.
+    assert.ok(recovered.data.buffer.byteLength < preallocateChunkBytes, `entry ${recovered.index} holds ${recovered.data.buffer.byteLength} bytes`);
+  }
+});
+
 test("a flipped bit in a middle record refuses to start, naming file and offset", async (t) => {
   const dir = await tempDir(t);
   const { wal } = await WriteAheadLog.open({ dir, logger, afterIndex: 0 });
