@@ -137,10 +137,14 @@ test("proposals made in one event-loop turn reach each follower as one append, n
   assert.ok(node !== null && transport !== null);
   await node.propose(Buffer.from("warm up"));
   const before = transport.stats().sentMessages;
+  const started = performance.now();
   await Promise.all(Array.from({ length: 200 }, (_, i) => node.propose(Buffer.from(`p${i}`))));
-  // The batch's appends plus commit notices and perhaps a heartbeat: a handful per follower.
   const sent = transport.stats().sentMessages - before;
-  assert.ok(sent <= 12, `200 proposals took ${sent} messages from the leader`);
+  // The batch's appends and commit notices are a handful per follower; the heartbeats each
+  // follower gets every 50 ms tick are allowed on top, so a slow runner does not fail this.
+  const ticks = Math.ceil((performance.now() - started) / 50) + 1;
+  const bound = 12 + 2 * ticks;
+  assert.ok(sent <= bound, `200 proposals took ${sent} messages from the leader (bound ${bound} after ${ticks} ticks)`);
 });
 
 /** A 3-node cluster whose members' fsyncs can each be held at a gate; warmed up with one put. */
