@@ -21,6 +21,7 @@ export {
 } from "./node.js";
 export type { AppliedEntry, LeaderChange, RaftMember, RaftNodeOptions, RaftNodeStatus, StateMachine } from "./node.js";
 export { confStateAfter, forceNewCluster } from "./node/force-new-cluster.js";
+export type { SnapshotBytes } from "./node/envelope.js";
 export type { ForceNewClusterOptions, ForceNewClusterResult } from "./node/force-new-cluster.js";
 export { Snapshotter } from "./snap/index.js";
 export { createGrpcRaftTransport } from "./transport/index.js";

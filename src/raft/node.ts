@@ -21,6 +21,7 @@ import {
   decodeSnapshotEnvelope,
   encodeEntryEnvelope,
   encodeSnapshotEnvelope,
+  type SnapshotBytes,
 } from "./node/envelope.js";
 import { coalesceMessages } from "./node/coalesce.js";
 import { CommitNoticeHold, commitNoticeDelayMs } from "./node/commit-notices.js";
@@ -49,8 +50,12 @@ export const pendingConfChangesMax = 16;
 export interface StateMachine {
   /** Applies one committed entry. Must be deterministic: every member applies the same sequence. */
   apply(entry: AppliedEntry): void;
-  /** The whole state as of the last applied entry, for a snapshot. */
-  snapshot(): Uint8Array;
+  /**
+   * The whole state as of the last applied entry, for a snapshot. The state is the one at
+   * the call; its bytes may follow as a promise (a large state encoded in slices, so that
+   * the event loop is not held for all of it), provided later applies do not change them.
+   */
+  snapshot(): SnapshotBytes | Promise<SnapshotBytes>;
   /** Replaces the whole state with one produced by snapshot() (possibly on another member). */
   restore(data: Uint8Array): void;
 }
@@ -329,7 +334,7 @@ export class RaftNode {
       throw new InvalidArgumentError(`bootstrap members must include this node (${options.id})`);
     }
     const voters = [...members.keys()].sort((a, b) => a - b);
-    const data = encodeSnapshotEnvelope({ members, data: options.stateMachine.snapshot() });
+    const data = encodeSnapshotEnvelope({ members, data: await options.stateMachine.snapshot() });
     await storage.save({
       snapshot: { metadata: { index: 1, term: 1, confState: { voters, learners: [] } }, data },
       entries: [],
@@ -631,19 +636,27 @@ export class RaftNode {
   #startSnapshot(): void {
     const index = this.#applied;
     const confState = this.#confState;
-    const data = encodeSnapshotEnvelope({ members: this.#members, data: this.#stateMachine.snapshot() });
-    this.#snapshotting = this.#snapshotAndCompact(index, confState, data)
+    // Both taken now, at the applied index; the bytes may come later (see StateMachine).
+    const members = new Map(this.#members);
+    const data = this.#stateMachine.snapshot();
+    this.#snapshotting = this.#snapshotAndCompact(index, confState, members, data)
       .catch((error: unknown) => this.#fail(error instanceof Error ? error : new Error(errorMessage(error))))
       .finally(() => {
         this.#snapshotting = null;
       });
   }
 
-  async #snapshotAndCompact(index: number, confState: ConfState, data: Uint8Array): Promise<void> {
+  async #snapshotAndCompact(
+    index: number,
+    confState: ConfState,
+    members: ReadonlyMap<NodeId, string>,
+    data: SnapshotBytes | Promise<SnapshotBytes>,
+  ): Promise<void> {
     // The Ready that made the snapshot due is advanced first; encoding the file (its
     // checksum) then runs between Readies rather than inside one.
     await new Promise<void>((resolve) => setImmediate(resolve));
-    await this.#storage.createSnapshot(index, confState, data);
+    const envelope = encodeSnapshotEnvelope({ members, data: await data });
+    await this.#storage.createSnapshot(index, confState, envelope);
     this.#snapshotIndex = index;
     const compactTo = index - this.#snapshotCatchUpEntries;
     if (compactTo >= this.#storage.firstIndex()) await this.#storage.compact(compactTo);

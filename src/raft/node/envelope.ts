@@ -56,16 +56,26 @@ export interface SnapshotEnvelope {
   readonly data: Uint8Array;
 }
 
-export function encodeSnapshotEnvelope(envelope: SnapshotEnvelope): Uint8Array {
+/**
+ * A state machine's snapshot bytes: one array, or parts that joined in order are the bytes
+ * (so that a state encoded in pieces is copied once, here, rather than joined first).
+ */
+export type SnapshotBytes = Uint8Array | readonly Uint8Array[];
+
+export function encodeSnapshotEnvelope(envelope: { readonly members: ReadonlyMap<NodeId, string>; readonly data: SnapshotBytes }): Uint8Array {
+  const parts = envelope.data instanceof Uint8Array ? [envelope.data] : envelope.data;
+  const dataBytes = parts.reduce((sum, part) => sum + part.length, 0);
   const addresses = [...envelope.members].map(([id, address]) => ({ id, address: Buffer.from(address, "utf8") }));
   const addressBytes = addresses.reduce((sum, { address }) => sum + 8 + 4 + address.length, 0);
-  const writer = new ByteWriter(4 + addressBytes + 4 + envelope.data.length);
+  const writer = new ByteWriter(4 + addressBytes + 4 + dataBytes);
   writer.u32(addresses.length);
   for (const { id, address } of addresses) {
     writer.u64(id);
     writer.bytes(address);
   }
-  writer.bytes(envelope.data);
+  // The layout of writer.bytes(data), with the data in parts.
+  writer.u32(dataBytes);
+  for (const part of parts) writer.raw(part);
   return writtenBytes(writer);
 }
 

@@ -85,7 +85,7 @@ export async function forceNewCluster(options: ForceNewClusterOptions): Promise<
     const discardedEntries = Math.max(0, storage.lastIndex() - committed);
     const index = Math.max(storage.lastIndex(), committed, snapshot.metadata.index) + 1;
     const term = hardState.term + 1;
-    const data = encodeSnapshotEnvelope({ members: new Map([[options.id, options.address]]), data: options.stateMachine.snapshot() });
+    const data = encodeSnapshotEnvelope({ members: new Map([[options.id, options.address]]), data: await options.stateMachine.snapshot() });
     throwIfAborted(options.signal);
     await storage.save({
       snapshot: { metadata: { index, term, confState: { voters: [options.id], learners: [], removed } }, data },

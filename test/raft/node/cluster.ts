@@ -17,14 +17,38 @@ import type { SegmentOpener } from "../../../src/raft/wal/wal.js";
 
 export const testLogger = pino({ level: process.env.SHOAL_TEST_LOG ?? "silent" });
 
-/** Records every applied entry, in order, as text. */
+/**
+ * Records every applied entry, in order, as text. With deferSnapshotBytes, a snapshot's
+ * bytes (the state at the call) come only once a later entry is applied, or 20 ms later if
+ * none is, as a large state encoded in slices would: a driver that took the snapshot's
+ * index when the bytes arrived would record entries the bytes do not hold.
+ */
 export class RecordingStateMachine implements StateMachine {
   applied: string[] = [];
+  readonly #deferSnapshotBytes: boolean;
+  #releaseSnapshots: (() => void)[] = [];
+
+  constructor(options: { deferSnapshotBytes?: boolean } = {}) {
+    this.#deferSnapshotBytes = options.deferSnapshotBytes ?? false;
+  }
+
   apply(entry: AppliedEntry): void {
     this.applied.push(Buffer.from(entry.data).toString());
+    const waiting = this.#releaseSnapshots;
+    this.#releaseSnapshots = [];
+    for (const release of waiting) release();
   }
-  snapshot(): Uint8Array {
-    return Buffer.from(JSON.stringify(this.applied));
+
+  snapshot(): Uint8Array | Promise<Uint8Array> {
+    const bytes = Buffer.from(JSON.stringify(this.applied));
+    if (!this.#deferSnapshotBytes) return bytes;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(bytes), 20);
+      this.#releaseSnapshots.push(() => {
+        clearTimeout(timer);
+        resolve(bytes);
+      });
+    });
   }
   restore(data: Uint8Array): void {
     const parsed: unknown = JSON.parse(Buffer.from(data).toString());
@@ -81,6 +105,8 @@ export interface TestMember {
 
 export interface TestClusterOptions {
   readonly snapshotEveryEntries?: number;
+  /** Members' state machines hand over snapshot bytes late (see RecordingStateMachine). */
+  readonly deferSnapshotBytes?: boolean;
   readonly tickMs?: number;
   readonly segmentBytesTarget?: number;
   /** Opens each member's WAL segments (fault and timing injection); real files by default. */
@@ -105,7 +131,7 @@ export class TestCluster {
   static async start(size: number, options: TestClusterOptions = {}): Promise<TestCluster> {
     const cluster = new TestCluster(await mkdtemp(join(tmpdir(), "shoal-raft-node-")), options);
     for (let id = 1; id <= size; id += 1) {
-      cluster.members.push({ id, dataDir: join(cluster.#root, `node-${id}`), address: "", node: null, transport: null, machine: new RecordingStateMachine() });
+      cluster.members.push({ id, dataDir: join(cluster.#root, `node-${id}`), address: "", node: null, transport: null, machine: cluster.#newMachine() });
     }
     await Promise.all(cluster.members.map((member) => cluster.startMember(member.id, { bootstrap: true })));
     return cluster;
@@ -113,10 +139,14 @@ export class TestCluster {
 
   /** Registers a member that is not started yet (for joins); returns it. */
   async addMember(id: NodeId): Promise<TestMember> {
-    const member: TestMember = { id, dataDir: join(this.#root, `node-${id}`), address: "", node: null, transport: null, machine: new RecordingStateMachine() };
+    const member: TestMember = { id, dataDir: join(this.#root, `node-${id}`), address: "", node: null, transport: null, machine: this.#newMachine() };
     this.members.push(member);
     await this.startMember(id, { bootstrap: false });
     return member;
+  }
+
+  #newMachine(): RecordingStateMachine {
+    return new RecordingStateMachine({ deferSnapshotBytes: this.#options.deferSnapshotBytes ?? false });
   }
 
   member(id: NodeId): TestMember {
@@ -144,7 +174,7 @@ export class TestCluster {
       await waitFor("all members listening", () => this.members.every((other) => other.address !== ""));
     }
     const members: RaftMember[] = this.members.map((other) => ({ id: other.id, address: other.address }));
-    member.machine = new RecordingStateMachine();
+    member.machine = this.#newMachine();
     member.node = await RaftNode.start({
       id,
       dataDir: member.dataDir,

@@ -28,6 +28,16 @@ test("a snapshot envelope is written into a buffer of exactly its size, so the v
   assert.equal(Object.getPrototypeOf(envelope), Uint8Array.prototype, "a plain Uint8Array, as entries decoded off the wire are");
 });
 
+test("snapshot data given in parts is enveloped exactly as the parts joined, in a buffer of its size", () => {
+  const members = new Map([[1, "127.0.0.1:4000"]]);
+  const parts = [Buffer.from("head "), new Uint8Array(0), Buffer.alloc(10_000, 2), Buffer.from(" tail")];
+  const joined = Buffer.concat(parts);
+  const envelope = encodeSnapshotEnvelope({ members, data: parts });
+  assert.deepEqual(Buffer.from(envelope), Buffer.from(encodeSnapshotEnvelope({ members, data: joined })));
+  assert.equal(envelope.byteLength, envelope.buffer.byteLength);
+  assert.ok(Buffer.from(decodeSnapshotEnvelope(envelope).data).equals(joined));
+});
+
 test("an entry envelope carries the proposal id and the data, as a plain Uint8Array", () => {
   const envelope = encodeEntryEnvelope({ nonce: 2 ** 40 + 3, sequence: 17 }, Buffer.from("put"));
   assert.equal(Object.getPrototypeOf(envelope), Uint8Array.prototype);

@@ -111,6 +111,30 @@ test("snapshots compact the log and a restarted member recovers from snapshot pl
   assert.deepEqual(leader.machine.applied, values);
 });
 
+test("a snapshot whose bytes come after later applies is recorded at the index it was taken at", async (t) => {
+  const cluster = await TestCluster.start(3, { snapshotEveryEntries: 20, deferSnapshotBytes: true });
+  t.after(() => cluster.close());
+  const leader = await cluster.leader();
+  const follower = cluster.otherThan(leader);
+  const node = leader.node;
+  assert.ok(node !== null);
+  await cluster.stopMember(follower.id);
+  const values = Array.from({ length: 120 }, (_, i) => `v${i}`);
+  // Proposals keep coming while each snapshot's bytes are awaited, so entries are applied
+  // between the snapshot's index and its bytes.
+  for (let first = 0; first < values.length; first += 6) {
+    await Promise.all(values.slice(first, first + 6).map((value) => node.propose(Buffer.from(value))));
+  }
+  assert.ok(node.status().snapshotIndex > 20, "the leader took snapshots");
+  await cluster.startMember(follower.id, { bootstrap: true });
+  await waitFor("follower catches up by snapshot", () => follower.machine.applied.length >= values.length);
+  assert.deepEqual(follower.machine.applied, values);
+  await cluster.stopMember(leader.id);
+  await cluster.startMember(leader.id, { bootstrap: true });
+  await waitFor("old leader recovers from its snapshot and WAL", () => leader.machine.applied.length >= values.length);
+  assert.deepEqual(leader.machine.applied, values);
+});
+
 test("proposals made in one event-loop turn share fsyncs (group commit)", async (t) => {
   const cluster = await TestCluster.start(3);
   t.after(() => cluster.close());
