@@ -65,11 +65,13 @@ export class ManagerStateMachine implements StateMachine {
     }
   }
 
-  snapshot(): Uint8Array {
+  snapshot(): Promise<Uint8Array[]> {
+    // Both are taken now, at the applied index; the store's bytes come later.
     const members = Buffer.from(JSON.stringify(this.#directory.all()), "utf8");
+    const store = this.#store.snapshot();
     const header = Buffer.alloc(snapshotHeaderBytes);
     header.writeUInt32LE(members.length, 0);
-    return Buffer.concat([header, members, this.#store.snapshot()]);
+    return store.then((parts) => [header, members, ...parts]);
   }
 
   restore(data: Uint8Array): void {

@@ -86,8 +86,24 @@ export interface StoreSnapshotContent {
   networks: ObjectByKind["network"][];
 }
 
-export function encodeStoreSnapshot(content: StoreSnapshotContent): Uint8Array {
-  return Buffer.from(JSON.stringify({ format: snapshotFormat, formatVersion: codecFormatVersion, ...content }), "utf8");
+const snapshotTables = ["clusters", "nodes", "services", "tasks", "networks"] as const;
+
+/**
+ * A store snapshot's JSON in pieces, one per object, which joined are the JSON of the whole
+ * (the same text as JSON.stringify of it): a caller can encode a large store over several
+ * turns of the event loop instead of one.
+ */
+export function* storeSnapshotPieces(content: StoreSnapshotContent): Generator<string, void, undefined> {
+  yield `{"format":${JSON.stringify(snapshotFormat)},"formatVersion":${codecFormatVersion},"version":${content.version}`;
+  for (const table of snapshotTables) {
+    let opening = `,"${table}":[`;
+    for (const object of content[table]) {
+      yield `${opening}${JSON.stringify(object)}`;
+      opening = ",";
+    }
+    yield opening === "," ? "]" : `${opening}]`;
+  }
+  yield "}";
 }
 
 export function decodeStoreSnapshot(data: Uint8Array): StoreSnapshotContent {

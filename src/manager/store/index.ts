@@ -3,12 +3,12 @@ export {
   decodeStoreChanges,
   decodeStoreSnapshot,
   encodeStoreChanges,
-  encodeStoreSnapshot,
   entryChangesMax,
+  storeSnapshotPieces,
   transactionChangesMax,
 } from "./codec.js";
 export type { StoreSnapshotContent } from "./codec.js";
-export { MemoryStore } from "./memory-store.js";
+export { MemoryStore, snapshotObjectsPerTurn } from "./memory-store.js";
 export type { Batch, MemoryStoreOptions, WatchOptions } from "./memory-store.js";
 export { changeActions, objectKinds } from "./types.js";
 export type {

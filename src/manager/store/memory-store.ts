@@ -11,7 +11,7 @@ import {
   throwIfAborted,
 } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
-import { decodeStoreSnapshot, encodeStoreSnapshot, transactionChangesMax } from "./codec.js";
+import { decodeStoreSnapshot, storeSnapshotPieces, transactionChangesMax } from "./codec.js";
 import { createTables, type Table, type Tables } from "./table.js";
 import { Overlay, ReadTxImpl, WriteTxImpl } from "./tx.js";
 import type {
@@ -30,6 +30,11 @@ import { Watcher, watchQueueEventsMax } from "./watch.js";
 
 /** Indexes of refused batches remembered so the proposing update() can report its conflict. */
 const rejectedIndexesMax = 1_024;
+/**
+ * Objects whose JSON a snapshot writes per turn of the event loop: a task takes about 5 us,
+ * so a turn holds the loop for about a millisecond.
+ */
+export const snapshotObjectsPerTurn = 256;
 
 export interface MemoryStoreOptions {
   /** null: apply writes locally with a local version counter (tests, a single node without raft). */
@@ -217,9 +222,17 @@ export class MemoryStore {
     this.#wakeWaiters();
   }
 
-  /** The whole state as bytes, for a raft snapshot at `version`. */
-  snapshot(): Uint8Array {
-    return encodeStoreSnapshot({
+  /**
+   * The whole state as bytes, in parts that joined in order are the bytes, for a raft
+   * snapshot at the current version. The objects are taken at the call (stored objects
+   * are frozen: a change replaces them, never edits them); their JSON is then written
+   * snapshotObjectsPerTurn at a time, one turn of the event loop each. Encoded in one go,
+   * 10,000 tasks held the loop for 66 ms (see bench/snapshot), and raft, the dispatcher's
+   * heartbeats and the API with it. The parts are not joined here: raft's envelope copies
+   * them once.
+   */
+  async snapshot(): Promise<Buffer[]> {
+    const pieces = storeSnapshotPieces({
       version: this.#version,
       clusters: [...this.#tables.cluster.objects.values()],
       nodes: [...this.#tables.node.objects.values()],
@@ -227,6 +240,17 @@ export class MemoryStore {
       tasks: [...this.#tables.task.objects.values()],
       networks: [...this.#tables.network.objects.values()],
     });
+    const slices: Buffer[] = [];
+    let slice: string[] = [];
+    for (const piece of pieces) {
+      slice.push(piece);
+      if (slice.length < snapshotObjectsPerTurn) continue;
+      slices.push(Buffer.from(slice.join(""), "utf8"));
+      slice = [];
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    slices.push(Buffer.from(slice.join(""), "utf8"));
+    return slices;
   }
 
   /**

@@ -43,13 +43,13 @@ test("store entries apply to the store at their raft index; member entries to th
   assert.deepEqual(directory.byNodeId("n1"), member);
 });
 
-test("a snapshot restores store and directory on another manager", () => {
+test("a snapshot restores store and directory on another manager", async () => {
   const source = machine();
   source.stateMachine.apply({ index: 3, term: 1, data: encodeStoreEntry([nodeChange]) });
   source.stateMachine.apply({ index: 4, term: 1, data: encodeMemberEntry(member) });
   source.stateMachine.apply({ index: 5, term: 1, data: encodeMemberEntry({ ...member, raftId: 43, nodeId: "n2", suffrage: "removed" }) });
   const target = machine();
-  target.stateMachine.restore(source.stateMachine.snapshot());
+  target.stateMachine.restore(Buffer.concat(await source.stateMachine.snapshot()));
   assert.equal(target.store.version, 3);
   assert.ok(target.store.view((tx) => tx.get("node", "n1")) !== undefined);
   assert.deepEqual(target.directory.all(), source.directory.all());

@@ -2,7 +2,15 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { InvalidArgumentError } from "../../../src/common/errors.js";
-import { decodeStoreChanges, encodeStoreChanges, entryChangesMax, type StoreChange } from "../../../src/manager/store/index.js";
+import {
+  decodeStoreChanges,
+  decodeStoreSnapshot,
+  encodeStoreChanges,
+  entryChangesMax,
+  storeSnapshotPieces,
+  type StoreChange,
+  type StoreSnapshotContent,
+} from "../../../src/manager/store/index.js";
 import { newNode, newService, newTask } from "./fixtures.js";
 
 const meta = { version: 3, createdAt: 10, updatedAt: 20 };
@@ -29,4 +37,19 @@ test("decoding refuses entries that do not parse, naming the field", () => {
     /changes\[0\]\.object\.status\.state/,
   );
   assert.throws(() => decodeStoreChanges(encode(envelope(new Array(entryChangesMax + 1).fill(null)))), /at most/);
+});
+
+test("a store snapshot's pieces join to the JSON of the whole snapshot, empty tables included", () => {
+  const service = { ...newService("s1", "web"), meta };
+  const content: StoreSnapshotContent = {
+    version: 7,
+    clusters: [],
+    nodes: [{ ...newNode("n1", "host1"), meta }],
+    services: [service],
+    tasks: [1, 2, 3].map((slot) => ({ ...newTask(`t${slot}`, service, slot), meta })),
+    networks: [],
+  };
+  const joined = [...storeSnapshotPieces(content)].join("");
+  assert.equal(joined, JSON.stringify({ format: "shoal.store.snapshot", formatVersion: 1, ...content }));
+  assert.deepEqual(decodeStoreSnapshot(Buffer.from(joined)), content);
 });

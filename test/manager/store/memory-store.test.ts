@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError, ResourceExhaustedError, UnavailableError } from "../../../src/common/errors.js";
-import type { StoreChange, StoreEvent } from "../../../src/manager/store/index.js";
+import { decodeStoreSnapshot, snapshotObjectsPerTurn, type StoreChange, type StoreEvent } from "../../../src/manager/store/index.js";
 import { localStore, newNode, newService, newTask, withState } from "./fixtures.js";
 
 test("a write commits with the next version and is visible to views", async () => {
@@ -218,7 +218,7 @@ test("snapshot and restore round-trip the whole state and its indexes", async ()
     for (let slot = 1; slot <= 3; slot += 1) tx.create("task", { ...newTask(`t${slot}`, service, slot), nodeId: "n1" });
   });
   await store.update((tx) => tx.delete("task", "t3"));
-  const data = store.snapshot();
+  const data = Buffer.concat(await store.snapshot());
   const copy = localStore();
   const events = copy.watch();
   copy.restore(data);
@@ -335,6 +335,39 @@ test("restore refuses a snapshot with two services of one name", async () => {
     tx.create("service", newService("s1", "web"));
     tx.create("service", newService("s2", "api"));
   });
-  const tampered = Buffer.from(Buffer.from(store.snapshot()).toString("utf8").replace('"name":"api"', '"name":"web"'));
+  const tampered = Buffer.from(Buffer.concat(await store.snapshot()).toString("utf8").replace('"name":"api"', '"name":"web"'));
   assert.throws(() => localStore().restore(tampered), /two services named "web"/);
+});
+
+test("a snapshot holds the state at the call and is encoded over several turns of the event loop", async () => {
+  const store = localStore();
+  const service = newService("s1", "web");
+  const tasks = 3 * snapshotObjectsPerTurn;
+  await store.update((tx) => tx.create("service", service));
+  for (let first = 1; first <= tasks; first += 128) {
+    await store.update((tx) => {
+      for (let slot = first; slot < first + 128 && slot <= tasks; slot += 1) tx.create("task", newTask(`t${slot}`, service, slot));
+    });
+  }
+  const version = store.version;
+  let turns = 0;
+  const countTurns = (): void => {
+    turns += 1;
+    if (!done) setImmediate(countTurns);
+  };
+  let done = false;
+  const pending = store.snapshot().finally(() => {
+    done = true;
+  });
+  setImmediate(countTurns);
+  // Written while the snapshot is being encoded: none of it may show in the snapshot.
+  await store.update((tx) => {
+    tx.delete("task", "t1");
+    tx.create("task", newTask("late", service, tasks + 1));
+  });
+  const content = decodeStoreSnapshot(Buffer.concat(await pending));
+  assert.ok(turns >= 2, `the snapshot took ${turns} turns of the event loop`);
+  assert.equal(content.version, version);
+  assert.equal(content.tasks.length, tasks);
+  assert.ok(content.tasks.some((task) => task.id === "t1") && !content.tasks.some((task) => task.id === "late"));
 });
