@@ -227,9 +227,9 @@ export class MemoryStore {
    * snapshot at the current version. The objects are taken at the call (stored objects
    * are frozen: a change replaces them, never edits them); their JSON is then written
    * snapshotObjectsPerTurn at a time, one turn of the event loop each. Encoded in one go,
-   * 10,000 tasks held the loop for 66 ms (see bench/snapshot), and raft, the dispatcher's
-   * heartbeats and the API with it. The parts are not joined here: raft's envelope copies
-   * them once.
+   * 10,000 tasks held the loop for about 60 ms (see bench/snapshot), and raft, the
+   * dispatcher's heartbeats and the API with it. The parts are not joined here: raft's
+   * envelope copies them once.
    */
   async snapshot(): Promise<Buffer[]> {
     const pieces = storeSnapshotPieces({
