@@ -351,11 +351,11 @@ test("a snapshot holds the state at the call and is encoded over several turns o
   }
   const version = store.version;
   let turns = 0;
+  let done = false;
   const countTurns = (): void => {
     turns += 1;
     if (!done) setImmediate(countTurns);
   };
-  let done = false;
   const pending = store.snapshot().finally(() => {
     done = true;
   });
