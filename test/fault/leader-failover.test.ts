@@ -157,11 +157,19 @@ describe("leader failure", { skip: labSkipReason }, () => {
     await lab.stop(follower);
     try {
       // Well past a snapshot interval: the leader compacts away what the stopped follower lacks.
-      for (let index = 0; index < 3 * snapshotInterval; index += 1) await addServiceLabel(lab.client(leader), "stream", `c${index}`);
+      // Each write goes to the manager leading at the time and is retried if refused: with one
+      // follower left, a stall of that follower on a loaded runner makes the leader step down
+      // (check-quorum), which this test is not about. Setting a label twice is harmless.
+      for (let index = 0; index < 3 * snapshotInterval; index += 1) {
+        await waitFor(`label c${index} written through the leader`, async () => {
+          await addServiceLabel(lab.client(await lab.leader()), "stream", `c${index}`);
+          return true;
+        }, { timeoutMs: 20_000, intervalMs: 100 });
+      }
     } finally {
       await lab.start(follower);
     }
-    const expected = JSON.stringify((await inspectService(lab.client(leader), "stream")).labels);
+    const expected = JSON.stringify((await inspectService(lab.client(await lab.leader()), "stream")).labels);
     await waitFor(`${follower} to see every update`, async () => {
       return JSON.stringify((await inspectService(lab.client(follower), "stream")).labels) === expected ? true : undefined;
     }, { timeoutMs: 30_000, intervalMs: 200 });
