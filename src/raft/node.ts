@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { randomInt } from "node:crypto";
 import diagnosticsChannel from "node:diagnostics_channel";
 import { addAbortListener } from "node:events";
+import { setImmediate as setImmediatePromise } from "node:timers/promises";
 
 import type { Clock } from "../common/clock.js";
 import { systemClock } from "../common/clock.js";
@@ -521,7 +522,7 @@ export class RaftNode {
     messagesAfter: readonly Message[] | null,
     applied: boolean,
   ): Promise<void> {
-    if (yieldFirst) await new Promise<void>((resolve) => setImmediate(resolve));
+    if (yieldFirst) await setImmediatePromise();
     if (snapshotWait !== null) await snapshotWait;
     await this.#storage.save(ready);
     this.#finishReady(ready, messagesAfter, applied);
@@ -654,7 +655,7 @@ export class RaftNode {
   ): Promise<void> {
     // The Ready that made the snapshot due is advanced first; encoding the file (its
     // checksum) then runs between Readies rather than inside one.
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    await setImmediatePromise();
     const envelope = encodeSnapshotEnvelope({ members, data: await data });
     await this.#storage.createSnapshot(index, confState, envelope);
     this.#snapshotIndex = index;

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { addAbortListener } from "node:events";
+import { setImmediate as setImmediatePromise } from "node:timers/promises";
 
 import { systemClock, type Clock } from "../../common/clock.js";
 import {
@@ -247,7 +248,7 @@ export class MemoryStore {
       if (slice.length < snapshotObjectsPerTurn) continue;
       slices.push(Buffer.from(slice.join(""), "utf8"));
       slice = [];
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      await setImmediatePromise();
     }
     slices.push(Buffer.from(slice.join(""), "utf8"));
     return slices;

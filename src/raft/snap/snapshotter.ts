@@ -1,6 +1,7 @@
 import { open, readdir, readFile, rename, rm } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { join } from "node:path";
+import { setImmediate as setImmediatePromise } from "node:timers/promises";
 
 import type { Logger } from "../../common/logger.js";
 import type { Snapshot } from "../core/types.js";
@@ -49,7 +50,7 @@ async function crc32cSliced(parts: readonly Uint8Array[]): Promise<number> {
   for (const part of parts) {
     for (let start = 0; start < part.length; ) {
       if (sliceBytes === checksumSliceBytes) {
-        await new Promise<void>((resolve) => setImmediate(resolve));
+        await setImmediatePromise();
         sliceBytes = 0;
       }
       const end = Math.min(part.length, start + checksumSliceBytes - sliceBytes);
