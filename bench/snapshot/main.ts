@@ -2,8 +2,9 @@
 // services) is encoded as the manager's snapshot (store JSON, manager directory, raft's
 // envelope) twice: in one go, as before (one JSON string, joined to the directory, then
 // copied into the envelope), and as the manager now does it (sliced, the parts copied
-// once), while a setImmediate chain measures the longest turn. While the loop is held,
-// raft's ticks and appends, the dispatcher's heartbeats and the API all wait. Prints the
+// once), while a setImmediate chain measures the longest turn; then a follower restores
+// it (parsed and indexed in slices). While the loop is held, raft's ticks and appends,
+// the dispatcher's heartbeats and the API all wait. Prints the
 // median of --rounds (--quick: 2,000 tasks, 3 rounds); with --json the last stdout line is
 // one JSON object with every figure. No peer runs here: etcd and swarmkit encode their
 // snapshots in another goroutine, from a consistent read view of their stores.
@@ -14,10 +15,11 @@ import { pino } from "pino";
 import { parseServiceSpec } from "../../src/manager/objects/index.js";
 import { ManagerStateMachine } from "../../src/manager/manager/replicated-state.js";
 import { MemberDirectory } from "../../src/manager/manager/member-directory.js";
-import { MemoryStore, snapshotObjectsPerTurn, storeSnapshotPieces } from "../../src/manager/store/index.js";
-import { encodeSnapshotEnvelope } from "../../src/raft/node/envelope.js";
+import { MemoryStore, restoreObjectsPerTurn, snapshotObjectsPerTurn, storeSnapshotPieces } from "../../src/manager/store/index.js";
+import { decodeSnapshotEnvelope, encodeSnapshotEnvelope } from "../../src/raft/node/envelope.js";
 
 const servicesCount = 100;
+const silent = pino({ level: "silent" });
 const members = new Map([
   [1, "10.0.0.1:4242"],
   [2, "10.0.0.2:4242"],
@@ -25,7 +27,7 @@ const members = new Map([
 ]);
 
 async function buildStore(tasks: number): Promise<MemoryStore> {
-  const store = new MemoryStore({ proposer: null, logger: pino({ level: "silent" }) });
+  const store = new MemoryStore({ proposer: null, logger: silent });
   const perService = Math.ceil(tasks / servicesCount);
   for (let s = 0; s < servicesCount; s += 1) {
     const spec = parseServiceSpec({ name: `web${s}`, mode: { replicas: perService }, taskTemplate: { containerSpec: { image: "nginx:1.27", env: [`SERVICE=${s}`] } } });
@@ -77,6 +79,8 @@ interface Round {
   oneGoMs: number;
   slicedLongestTurnMs: number;
   slicedTotalMs: number;
+  restoreLongestTurnMs: number;
+  restoreTotalMs: number;
   bytes: number;
 }
 
@@ -111,7 +115,15 @@ async function round(store: MemoryStore, directory: MemberDirectory): Promise<Ro
   await new Promise<void>((resolve) => setImmediate(resolve));
   const slicedLongestTurnMs = turns.stop();
   if (sliced.length !== oneGo.length) throw new Error(`sliced snapshot of ${sliced.length} bytes, one-go of ${oneGo.length}`);
-  return { oneGoMs, slicedLongestTurnMs, slicedTotalMs, bytes: sliced.length };
+  // A follower catching up: the same bytes restored into an empty manager.
+  const follower = new ManagerStateMachine({ store: new MemoryStore({ proposer: null, logger: silent }), directory: new MemberDirectory([]) });
+  const restoreTurns = watchTurns();
+  const restoreStart = performance.now();
+  await follower.restore(decodeSnapshotEnvelope(sliced).data);
+  const restoreTotalMs = performance.now() - restoreStart;
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  const restoreLongestTurnMs = restoreTurns.stop();
+  return { oneGoMs, slicedLongestTurnMs, slicedTotalMs, restoreLongestTurnMs, restoreTotalMs, bytes: sliced.length };
 }
 
 function median(values: readonly number[]): number {
@@ -143,14 +155,20 @@ async function main(): Promise<void> {
     tasks: store.view((tx) => tx.find("task").length),
     snapshot_mb: round2((rounds[0]?.bytes ?? 0) / 1e6),
     objects_per_turn: snapshotObjectsPerTurn,
+    restore_objects_per_turn: restoreObjectsPerTurn,
     one_go_block_ms: round2(median(rounds.map((r) => r.oneGoMs))),
     sliced_longest_turn_ms: round2(median(rounds.map((r) => r.slicedLongestTurnMs))),
     sliced_total_ms: round2(median(rounds.map((r) => r.slicedTotalMs))),
+    restore_longest_turn_ms: round2(median(rounds.map((r) => r.restoreLongestTurnMs))),
+    restore_total_ms: round2(median(rounds.map((r) => r.restoreTotalMs))),
   };
   console.log(`snapshot: ${figures.tasks} tasks, ${figures.snapshot_mb} MB, median of ${roundsCount} rounds`);
   console.log(`  encoded in one go (before): the event loop held ${figures.one_go_block_ms} ms`);
   console.log(
     `  sliced, ${snapshotObjectsPerTurn} objects per turn (now): longest turn ${figures.sliced_longest_turn_ms} ms, ${figures.sliced_total_ms} ms from start to bytes`,
+  );
+  console.log(
+    `  restored by a follower, ${restoreObjectsPerTurn} objects per turn: longest turn ${figures.restore_longest_turn_ms} ms, ${figures.restore_total_ms} ms in all`,
   );
   if (values.json === true) console.log(JSON.stringify(figures));
 }

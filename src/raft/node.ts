@@ -57,8 +57,12 @@ export interface StateMachine {
    * the event loop is not held for all of it), provided later applies do not change them.
    */
   snapshot(): SnapshotBytes | Promise<SnapshotBytes>;
-  /** Replaces the whole state with one produced by snapshot() (possibly on another member). */
-  restore(data: Uint8Array): void;
+  /**
+   * Replaces the whole state with one produced by snapshot() (possibly on another member).
+   * May finish later, as a promise (a large state loaded in slices): the node applies
+   * nothing after the snapshot, and takes no snapshot, until it has.
+   */
+  restore(data: Uint8Array): void | Promise<void>;
 }
 
 export interface AppliedEntry {
@@ -316,7 +320,7 @@ export class RaftNode {
       const snapshot = storage.snapshot();
       if (snapshot.metadata.index > 0) {
         const envelope = decodeSnapshotEnvelope(snapshot.data);
-        options.stateMachine.restore(envelope.data);
+        await options.stateMachine.restore(envelope.data);
         for (const [id, address] of envelope.members) members.set(id, address);
       }
       const node = new RaftNode(options, storage, members, snapshot.metadata.index);
@@ -525,7 +529,15 @@ export class RaftNode {
     if (yieldFirst) await setImmediatePromise();
     if (snapshotWait !== null) await snapshotWait;
     await this.#storage.save(ready);
-    this.#finishReady(ready, messagesAfter, applied);
+    if (ready.snapshot === null) {
+      this.#finishReady(ready, messagesAfter, applied);
+      return;
+    }
+    // The snapshot is on disk, so its acknowledgement may leave now: the leader learns
+    // of it while the state machine loads it, which can take many turns of the event loop.
+    if (messagesAfter !== null && messagesAfter.length > 0) this.#transport.send(messagesAfter);
+    await this.#applySnapshot(ready.snapshot.metadata.index, ready.snapshot.data, ready.snapshot.metadata.confState);
+    this.#finishReady(ready, null, applied);
   }
 
   /** The part of a Ready after its persistence: sends, applies, and role and term changes. */
@@ -548,16 +560,16 @@ export class RaftNode {
     if (snapshotDue && this.#snapshotting === null && this.#applied <= this.#storage.lastIndex()) this.#startSnapshot();
   }
 
+  /** Applies a Ready's entries and read states; its snapshot, if any, was applied before (see #persistReady). */
   #applyCommitted(ready: Ready): void {
-    if (ready.snapshot !== null) this.#applySnapshot(ready.snapshot.metadata.index, ready.snapshot.data, ready.snapshot.metadata.confState);
     for (const entry of ready.committedEntries) this.#applyEntry(entry);
     for (const state of ready.readStates) this.#reads.onReadState(state);
     this.#reads.onApplied(this.#applied);
   }
 
-  #applySnapshot(index: number, data: Uint8Array, confState: ConfState): void {
+  async #applySnapshot(index: number, data: Uint8Array, confState: ConfState): Promise<void> {
     const envelope = decodeSnapshotEnvelope(data);
-    this.#stateMachine.restore(envelope.data);
+    await this.#stateMachine.restore(envelope.data);
     for (const [id, address] of envelope.members) this.#setMember(id, address);
     for (const id of [...this.#members.keys()]) {
       if (!envelope.members.has(id)) this.#removeMember(id);

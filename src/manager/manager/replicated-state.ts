@@ -74,7 +74,7 @@ export class ManagerStateMachine implements StateMachine {
     return store.then((parts) => [header, members, ...parts]);
   }
 
-  restore(data: Uint8Array): void {
+  async restore(data: Uint8Array): Promise<void> {
     const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     if (bytes.length < snapshotHeaderBytes) throw new InvalidArgumentError(`a manager snapshot of ${bytes.length} bytes has no header`);
     const membersBytes = bytes.readUInt32LE(0);
@@ -85,7 +85,7 @@ export class ManagerStateMachine implements StateMachine {
       parseJson(bytes.subarray(snapshotHeaderBytes, snapshotHeaderBytes + membersBytes), "a snapshot's manager directory"),
       "snapshot.members",
     );
-    this.#store.restore(bytes.subarray(snapshotHeaderBytes + membersBytes));
+    await this.#store.restore(bytes.subarray(snapshotHeaderBytes + membersBytes));
     this.#directory.replaceAll(members);
   }
 }

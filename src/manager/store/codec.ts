@@ -59,11 +59,17 @@ function parseJson(data: Uint8Array, what: string): unknown {
   }
 }
 
-function parseEnvelope(value: unknown, format: string, keys: readonly string[]): Readonly<Record<string, unknown>> {
+/** The fields of a versioned envelope, and its version, one of `versions` (the codec's by default). */
+function parseEnvelope(
+  value: unknown,
+  format: string,
+  keys: readonly string[],
+  versions = { min: codecFormatVersion, max: codecFormatVersion },
+): { fields: Readonly<Record<string, unknown>>; formatVersion: number } {
   const fields = parseFields(value, format, ["format", "formatVersion", ...keys]);
   if (fields["format"] !== format) throw new InvalidArgumentError(`${format}: wrong format ${JSON.stringify(fields["format"])}`);
-  required(fields, "formatVersion", format, (item, at) => parseInteger(item, at, { min: codecFormatVersion, max: codecFormatVersion }));
-  return fields;
+  const formatVersion = required(fields, "formatVersion", format, (item, at) => parseInteger(item, at, versions));
+  return { fields, formatVersion };
 }
 
 /** Encodes one transaction's changes for a raft entry. */
@@ -73,7 +79,7 @@ export function encodeStoreChanges(changes: readonly StoreChange[]): Uint8Array 
 
 /** Decodes a raft entry written by encodeStoreChanges; InvalidArgumentError names what does not parse. */
 export function decodeStoreChanges(data: Uint8Array): StoreChange[] {
-  const fields = parseEnvelope(parseJson(data, changesFormat), changesFormat, ["changes"]);
+  const { fields } = parseEnvelope(parseJson(data, changesFormat), changesFormat, ["changes"]);
   return required(fields, "changes", changesFormat, (item, at) => parseArray(item, at, entryChangesMax, parseChange));
 }
 
@@ -87,37 +93,145 @@ export interface StoreSnapshotContent {
 }
 
 const snapshotTables = ["clusters", "nodes", "services", "tasks", "networks"] as const;
+type SnapshotTable = (typeof snapshotTables)[number];
+const tableKinds: { [T in SnapshotTable]: ObjectKind } = {
+  clusters: "cluster",
+  nodes: "node",
+  services: "service",
+  tasks: "task",
+  networks: "network",
+};
 
 /**
- * A store snapshot's JSON in pieces, one per object, which joined are the JSON of the whole
- * (the same text as JSON.stringify of it): a caller can encode a large store over several
+ * Snapshots are JSON lines: a header line, then one line per object, table by table, the
+ * header counting each table's lines. A reader can then parse a large store a slice at a
+ * time instead of as one JSON text (JSON.stringify never writes a raw newline). Version 1
+ * was one JSON object holding the tables as arrays; it is still read.
+ */
+export const snapshotFormatVersion = 2;
+const snapshotFormatVersionOne = 1;
+const newline = 0x0a;
+
+type SnapshotObjectOf<K extends ObjectKind> = { kind: K; object: ObjectByKind[K] };
+export type SnapshotObject = { [K in ObjectKind]: SnapshotObjectOf<K> }[ObjectKind];
+
+/** A snapshot whose header is read; its objects are parsed one at a time, as they are taken. */
+export interface StoreSnapshotReader {
+  /** The store version the snapshot holds. */
+  readonly version: number;
+  /** Every object, table by table; InvalidArgumentError names the first that does not parse. */
+  objects(): Generator<SnapshotObject, void, undefined>;
+}
+
+/**
+ * A store snapshot's bytes as text pieces that joined in order are the snapshot: the
+ * header line, then one line per object. A caller can encode a large store over several
  * turns of the event loop instead of one.
  */
 export function* storeSnapshotPieces(content: StoreSnapshotContent): Generator<string, void, undefined> {
-  yield `{"format":${JSON.stringify(snapshotFormat)},"formatVersion":${codecFormatVersion},"version":${content.version}`;
+  const counts = Object.fromEntries(snapshotTables.map((table) => [table, content[table].length]));
+  yield `${JSON.stringify({ format: snapshotFormat, formatVersion: snapshotFormatVersion, version: content.version, counts })}\n`;
   for (const table of snapshotTables) {
-    let opening = `,"${table}":[`;
-    for (const object of content[table]) {
-      yield `${opening}${JSON.stringify(object)}`;
-      opening = ",";
-    }
-    yield opening === "," ? "]" : `${opening}]`;
+    for (const object of content[table]) yield `${JSON.stringify(object)}\n`;
   }
-  yield "}";
 }
 
-export function decodeStoreSnapshot(data: Uint8Array): StoreSnapshotContent {
-  const keys = ["version", "clusters", "nodes", "services", "tasks", "networks"];
-  const fields = parseEnvelope(parseJson(data, snapshotFormat), snapshotFormat, keys);
-  const list = <T>(key: string, parse: (value: unknown, path: string) => T): T[] =>
-    required(fields, key, snapshotFormat, (item, at) => parseArray(item, at, snapshotObjectsMax, parse));
+function parseSnapshotVersion(fields: Readonly<Record<string, unknown>>): number {
+  return required(fields, "version", snapshotFormat, (item, at) => parseInteger(item, at, { min: 0, max: Number.MAX_SAFE_INTEGER }));
+}
+
+/** Parses one object of a snapshot as the kind its table holds. */
+function parseSnapshotObject(kind: ObjectKind, value: unknown, path: string): SnapshotObject {
+  switch (kind) {
+    case "cluster":
+      return { kind, object: objectParsers.cluster(value, path) };
+    case "node":
+      return { kind, object: objectParsers.node(value, path) };
+    case "service":
+      return { kind, object: objectParsers.service(value, path) };
+    case "task":
+      return { kind, object: objectParsers.task(value, path) };
+    case "network":
+      return { kind, object: objectParsers.network(value, path) };
+  }
+}
+
+/** Reads a snapshot's header; InvalidArgumentError when it does not parse or is of another format. */
+export function readStoreSnapshot(data: Uint8Array): StoreSnapshotReader {
+  const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const headerEnd = bytes.indexOf(newline);
+  // A version 1 snapshot has no newline: its "header" is the whole snapshot.
+  const header = parseJson(headerEnd === -1 ? bytes : bytes.subarray(0, headerEnd), snapshotFormat);
+  const { fields, formatVersion } = parseEnvelope(header, snapshotFormat, ["version", "counts", ...snapshotTables], {
+    min: snapshotFormatVersionOne,
+    max: snapshotFormatVersion,
+  });
+  if (formatVersion === snapshotFormatVersionOne) return readSnapshotVersionOne(fields);
+  parseFields(header, snapshotFormat, ["format", "formatVersion", "version", "counts"]);
+  const counts = required(fields, "counts", snapshotFormat, (item, at) => {
+    const countFields = parseFields(item, at, snapshotTables);
+    return snapshotTables.map(
+      (table) => [table, required(countFields, table, at, (value, path) => parseInteger(value, path, { min: 0, max: snapshotObjectsMax }))] as const,
+    );
+  });
   return {
-    version: required(fields, "version", snapshotFormat, (item, at) => parseInteger(item, at, { min: 0, max: Number.MAX_SAFE_INTEGER })),
-    clusters: list("clusters", objectParsers.cluster),
-    nodes: list("nodes", objectParsers.node),
-    services: list("services", objectParsers.service),
-    tasks: list("tasks", objectParsers.task),
-    // Snapshots from before networks existed have no such key.
-    networks: fields["networks"] === undefined ? [] : list("networks", objectParsers.network),
+    version: parseSnapshotVersion(fields),
+    *objects() {
+      let start = headerEnd + 1;
+      for (const [table, count] of counts) {
+        for (let index = 0; index < count; index += 1) {
+          const path = `${snapshotFormat}.${table}[${index}]`;
+          const end = bytes.indexOf(newline, start);
+          if (end === -1) throw new InvalidArgumentError(`${path}: the snapshot ends before its ${count} ${table}`);
+          yield parseSnapshotObject(tableKinds[table], parseJson(bytes.subarray(start, end), path), path);
+          start = end + 1;
+        }
+      }
+      if (start !== bytes.length) throw new InvalidArgumentError(`${snapshotFormat}: ${bytes.length - start} bytes after the objects its header counts`);
+    },
   };
+}
+
+/** A version 1 snapshot, parsed whole already; its objects are checked as they are taken. */
+function readSnapshotVersionOne(fields: Readonly<Record<string, unknown>>): StoreSnapshotReader {
+  if (fields["counts"] !== undefined) throw new InvalidArgumentError(`${snapshotFormat}.counts: unknown field in a version 1 snapshot`);
+  const tables = snapshotTables.map((table) => {
+    // Snapshots from before networks existed have no such key.
+    const items = table === "networks" && fields[table] === undefined ? [] : fields[table];
+    return [table, parseArray(items, `${snapshotFormat}.${table}`, snapshotObjectsMax, (item) => item)] as const;
+  });
+  return {
+    version: parseSnapshotVersion(fields),
+    *objects() {
+      for (const [table, items] of tables) {
+        for (const [index, item] of items.entries()) yield parseSnapshotObject(tableKinds[table], item, `${snapshotFormat}.${table}[${index}]`);
+      }
+    },
+  };
+}
+
+/** Decodes a whole snapshot at once (tests and tools; the store reads it a slice at a time). */
+export function decodeStoreSnapshot(data: Uint8Array): StoreSnapshotContent {
+  const reader = readStoreSnapshot(data);
+  const content: StoreSnapshotContent = { version: reader.version, clusters: [], nodes: [], services: [], tasks: [], networks: [] };
+  for (const item of reader.objects()) {
+    switch (item.kind) {
+      case "cluster":
+        content.clusters.push(item.object);
+        break;
+      case "node":
+        content.nodes.push(item.object);
+        break;
+      case "service":
+        content.services.push(item.object);
+        break;
+      case "task":
+        content.tasks.push(item.object);
+        break;
+      case "network":
+        content.networks.push(item.object);
+        break;
+    }
+  }
+  return content;
 }

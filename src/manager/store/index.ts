@@ -8,7 +8,7 @@ export {
   transactionChangesMax,
 } from "./codec.js";
 export type { StoreSnapshotContent } from "./codec.js";
-export { MemoryStore, snapshotObjectsPerTurn } from "./memory-store.js";
+export { MemoryStore, restoreObjectsPerTurn, snapshotObjectsPerTurn } from "./memory-store.js";
 export type { Batch, MemoryStoreOptions, WatchOptions } from "./memory-store.js";
 export { changeActions, objectKinds } from "./types.js";
 export type {

@@ -72,7 +72,7 @@ export async function forceNewCluster(options: ForceNewClusterOptions): Promise<
     if (snapshot.metadata.index === 0 && storage.lastIndex() === 0) {
       throw new FailedPreconditionError(`${options.dataDir} holds no raft state: force a new cluster from a former manager's data directory`);
     }
-    if (snapshot.metadata.index > 0) options.stateMachine.restore(decodeSnapshotEnvelope(snapshot.data).data);
+    if (snapshot.metadata.index > 0) await options.stateMachine.restore(decodeSnapshotEnvelope(snapshot.data).data);
     const committed = Math.min(hardState.commit, storage.lastIndex());
     const replayed = replayCommitted(storage, snapshot.metadata.confState, snapshot.metadata.index, committed, options.stateMachine);
     if (!replayed.confState.voters.includes(options.id)) {

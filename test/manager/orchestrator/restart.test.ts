@@ -139,7 +139,7 @@ test("orchestrators restarted on a fresh store restored from a snapshot carry on
   await first.stop();
 
   const fresh = newStore(clock);
-  fresh.restore(Buffer.concat(await store.snapshot()));
+  await fresh.restore(Buffer.concat(await store.snapshot()));
   const second = startControlLoops(t, { store: fresh, clock });
   await quiesce(fresh);
   assert.equal(tasksOf(fresh, "s1").length, 4, "nothing was re-created: the slots and the delayed restart are in the store");

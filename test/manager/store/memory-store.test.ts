@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError, ResourceExhaustedError, UnavailableError } from "../../../src/common/errors.js";
-import { decodeStoreSnapshot, snapshotObjectsPerTurn, type StoreChange, type StoreEvent } from "../../../src/manager/store/index.js";
+import { decodeStoreSnapshot, restoreObjectsPerTurn, snapshotObjectsPerTurn, type StoreChange, type StoreEvent } from "../../../src/manager/store/index.js";
 import { localStore, newNode, newService, newTask, withState } from "./fixtures.js";
 
 test("a write commits with the next version and is visible to views", async () => {
@@ -221,7 +221,7 @@ test("snapshot and restore round-trip the whole state and its indexes", async ()
   const data = Buffer.concat(await store.snapshot());
   const copy = localStore();
   const events = copy.watch();
-  copy.restore(data);
+  await copy.restore(data);
   assert.equal(copy.version, store.version);
   assert.deepEqual(
     copy.view((tx) => [tx.find("service"), tx.find("node"), tx.find("task", { by: "nodeId", nodeId: "n1" }).map((task) => task.id).sort()]),
@@ -229,9 +229,9 @@ test("snapshot and restore round-trip the whole state and its indexes", async ()
   );
   assert.deepEqual((await events.next()).value, { type: "restored", version: store.version });
   await events.return?.();
-  assert.throws(() => copy.restore(Buffer.from("{not json")), InvalidArgumentError);
-  assert.throws(
-    () => copy.restore(Buffer.from(Buffer.from(data).toString("utf8").replace('"state":"ready"', '"state":"sleepy"'))),
+  await assert.rejects(copy.restore(Buffer.from("{not json")), InvalidArgumentError);
+  await assert.rejects(
+    copy.restore(Buffer.from(Buffer.from(data).toString("utf8").replace('"state":"ready"', '"state":"sleepy"'))),
     /nodes\[0\]\.status\.state/,
   );
   assert.equal(copy.view((tx) => tx.find("task").length), 2, "a refused snapshot changes nothing");
@@ -336,7 +336,7 @@ test("restore refuses a snapshot with two services of one name", async () => {
     tx.create("service", newService("s2", "api"));
   });
   const tampered = Buffer.from(Buffer.concat(await store.snapshot()).toString("utf8").replace('"name":"api"', '"name":"web"'));
-  assert.throws(() => localStore().restore(tampered), /two services named "web"/);
+  await assert.rejects(localStore().restore(tampered), /two services named "web"/);
 });
 
 test("a snapshot holds the state at the call and is encoded over several turns of the event loop", async () => {
@@ -370,4 +370,34 @@ test("a snapshot holds the state at the call and is encoded over several turns o
   assert.equal(content.version, version);
   assert.equal(content.tasks.length, tasks);
   assert.ok(content.tasks.some((task) => task.id === "t1") && !content.tasks.some((task) => task.id === "late"));
+});
+
+test("a restore loads over several turns of the event loop, and readers see the old state until it ends", async () => {
+  const source = localStore();
+  const service = newService("s1", "web");
+  const tasks = 3 * restoreObjectsPerTurn;
+  await source.update((tx) => tx.create("service", service));
+  for (let first = 1; first <= tasks; first += 128) {
+    await source.update((tx) => {
+      for (let slot = first; slot < first + 128 && slot <= tasks; slot += 1) tx.create("task", newTask(`t${slot}`, service, slot));
+    });
+  }
+  const data = Buffer.concat(await source.snapshot());
+  const target = localStore();
+  await target.update((tx) => tx.create("node", newNode("n1", "host1")));
+  const seenDuring: number[] = [];
+  let done = false;
+  const look = (): void => {
+    if (done) return;
+    seenDuring.push(target.view((tx) => tx.find("task").length + tx.find("node").length));
+    setImmediate(look);
+  };
+  setImmediate(look);
+  await target.restore(data);
+  done = true;
+  assert.ok(seenDuring.length >= 2, `the restore took ${seenDuring.length} turns of the event loop`);
+  assert.ok(seenDuring.every((count) => count === 1), "a reader saw a partly restored store");
+  assert.equal(target.version, source.version);
+  assert.equal(target.view((tx) => tx.find("task").length), tasks);
+  assert.equal(target.view((tx) => tx.get("node", "n1")), undefined);
 });

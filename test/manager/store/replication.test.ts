@@ -66,7 +66,7 @@ test("a follower applying the encoded log ends with the leader's exact state", a
   const leaderSnapshot = Buffer.concat(await leader.snapshot());
   assert.deepEqual(Buffer.concat(await follower.snapshot()), leaderSnapshot, `seed ${seed}: replicas diverged`);
   const restored = localStore();
-  restored.restore(leaderSnapshot);
+  await restored.restore(leaderSnapshot);
   assert.deepEqual(Buffer.concat(await restored.snapshot()), leaderSnapshot, `seed ${seed}: restore is not exact`);
   assert.ok(leader.view((tx) => tx.find("task").length) > 0, `seed ${seed}: the run wrote tasks`);
 });

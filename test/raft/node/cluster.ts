@@ -21,18 +21,24 @@ export const testLogger = pino({ level: process.env.SHOAL_TEST_LOG ?? "silent" }
  * Records every applied entry, in order, as text. With deferSnapshotBytes, a snapshot's
  * bytes (the state at the call) come only once a later entry is applied, or 20 ms later if
  * none is, as a large state encoded in slices would: a driver that took the snapshot's
- * index when the bytes arrived would record entries the bytes do not hold.
+ * index when the bytes arrived would record entries the bytes do not hold. With
+ * deferRestore, a restore ends 30 ms after the call, and an entry applied before it ends
+ * fails the member.
  */
 export class RecordingStateMachine implements StateMachine {
   applied: string[] = [];
   readonly #deferSnapshotBytes: boolean;
+  readonly #deferRestore: boolean;
   #releaseSnapshots: (() => void)[] = [];
+  #restoring = false;
 
-  constructor(options: { deferSnapshotBytes?: boolean } = {}) {
+  constructor(options: { deferSnapshotBytes?: boolean; deferRestore?: boolean } = {}) {
     this.#deferSnapshotBytes = options.deferSnapshotBytes ?? false;
+    this.#deferRestore = options.deferRestore ?? false;
   }
 
   apply(entry: AppliedEntry): void {
+    if (this.#restoring) throw new Error(`entry ${entry.index} was applied while a snapshot was being restored`);
     this.applied.push(Buffer.from(entry.data).toString());
     const waiting = this.#releaseSnapshots;
     this.#releaseSnapshots = [];
@@ -50,10 +56,22 @@ export class RecordingStateMachine implements StateMachine {
       });
     });
   }
-  restore(data: Uint8Array): void {
+  restore(data: Uint8Array): void | Promise<void> {
     const parsed: unknown = JSON.parse(Buffer.from(data).toString());
     if (!Array.isArray(parsed) || !parsed.every((item) => typeof item === "string")) throw new Error("bad snapshot");
-    this.applied = parsed;
+    if (!this.#deferRestore) {
+      this.applied = parsed;
+      return;
+    }
+    // Like the manager's store: the new state replaces the old only when the load ends.
+    this.#restoring = true;
+    return new Promise((resolve) => {
+      setTimeout(() => {
+        this.#restoring = false;
+        this.applied = parsed;
+        resolve();
+      }, 30);
+    });
   }
 }
 
@@ -107,6 +125,8 @@ export interface TestClusterOptions {
   readonly snapshotEveryEntries?: number;
   /** Members' state machines hand over snapshot bytes late (see RecordingStateMachine). */
   readonly deferSnapshotBytes?: boolean;
+  /** Members' state machines finish restoring a snapshot 30 ms after the call. */
+  readonly deferRestore?: boolean;
   readonly tickMs?: number;
   readonly segmentBytesTarget?: number;
   /** Opens each member's WAL segments (fault and timing injection); real files by default. */
@@ -146,7 +166,7 @@ export class TestCluster {
   }
 
   #newMachine(): RecordingStateMachine {
-    return new RecordingStateMachine({ deferSnapshotBytes: this.#options.deferSnapshotBytes ?? false });
+    return new RecordingStateMachine({ deferSnapshotBytes: this.#options.deferSnapshotBytes ?? false, deferRestore: this.#options.deferRestore ?? false });
   }
 
   member(id: NodeId): TestMember {

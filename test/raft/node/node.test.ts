@@ -135,6 +135,31 @@ test("a snapshot whose bytes come after later applies is recorded at the index i
   assert.deepEqual(leader.machine.applied, values);
 });
 
+test("entries after a snapshot are applied only once the state machine has finished restoring it", async (t) => {
+  const cluster = await TestCluster.start(3, { snapshotEveryEntries: 20, deferRestore: true });
+  t.after(() => cluster.close());
+  const leader = await cluster.leader();
+  const follower = cluster.otherThan(leader);
+  const node = leader.node;
+  assert.ok(node !== null);
+  await cluster.stopMember(follower.id);
+  const values = Array.from({ length: 60 }, (_, i) => `v${i}`);
+  for (const value of values) await node.propose(Buffer.from(value));
+  await cluster.startMember(follower.id, { bootstrap: true });
+  // Proposals keep coming while the follower restores, so entries commit behind the
+  // snapshot before its restore ends. Applying one early fails the member (see
+  // RecordingStateMachine), and the restore's end would overwrite it.
+  const later = Array.from({ length: 30 }, (_, i) => `w${i}`);
+  for (const value of later) await node.propose(Buffer.from(value));
+  await waitFor("follower catches up by snapshot", () => follower.machine.applied.length >= values.length + later.length);
+  assert.deepEqual(follower.machine.applied, [...values, ...later]);
+  assert.ok((follower.node?.status().snapshotIndex ?? 0) > 0, "the follower caught up from a snapshot");
+  await cluster.stopMember(leader.id);
+  await cluster.startMember(leader.id, { bootstrap: true });
+  await waitFor("old leader recovers from its snapshot and WAL", () => leader.machine.applied.length >= values.length + later.length);
+  assert.deepEqual(leader.machine.applied, [...values, ...later]);
+});
+
 test("proposals made in one event-loop turn share fsyncs (group commit)", async (t) => {
   const cluster = await TestCluster.start(3);
   t.after(() => cluster.close());
