@@ -108,7 +108,7 @@ const tableKinds: { [T in SnapshotTable]: ObjectKind } = {
  * time instead of as one JSON text (JSON.stringify never writes a raw newline). Version 1
  * was one JSON object holding the tables as arrays; it is still read.
  */
-export const snapshotFormatVersion = 2;
+const snapshotFormatVersion = 2;
 const snapshotFormatVersionOne = 1;
 const newline = 0x0a;
 
@@ -167,6 +167,7 @@ export function readStoreSnapshot(data: Uint8Array): StoreSnapshotReader {
     max: snapshotFormatVersion,
   });
   if (formatVersion === snapshotFormatVersionOne) return readSnapshotVersionOne(fields);
+  // A version 2 header holds no tables: they are the lines after it.
   parseFields(header, snapshotFormat, ["format", "formatVersion", "version", "counts"]);
   const counts = required(fields, "counts", snapshotFormat, (item, at) => {
     const countFields = parseFields(item, at, snapshotTables);
