@@ -215,24 +215,16 @@ function readSnapshotVersionOne(fields: Readonly<Record<string, unknown>>): Stor
 export function decodeStoreSnapshot(data: Uint8Array): StoreSnapshotContent {
   const reader = readStoreSnapshot(data);
   const content: StoreSnapshotContent = { version: reader.version, clusters: [], nodes: [], services: [], tasks: [], networks: [] };
-  for (const item of reader.objects()) {
-    switch (item.kind) {
-      case "cluster":
-        content.clusters.push(item.object);
-        break;
-      case "node":
-        content.nodes.push(item.object);
-        break;
-      case "service":
-        content.services.push(item.object);
-        break;
-      case "task":
-        content.tasks.push(item.object);
-        break;
-      case "network":
-        content.networks.push(item.object);
-        break;
-    }
-  }
+  const lists: { [K in ObjectKind]: ObjectByKind[K][] } = {
+    cluster: content.clusters,
+    node: content.nodes,
+    service: content.services,
+    task: content.tasks,
+    network: content.networks,
+  };
+  const add = <K extends ObjectKind>({ kind, object }: SnapshotObjectOf<K>): void => {
+    lists[kind].push(object);
+  };
+  for (const item of reader.objects()) add(item);
   return content;
 }

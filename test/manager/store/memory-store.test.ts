@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError, ResourceExhaustedError, UnavailableError } from "../../../src/common/errors.js";
-import { decodeStoreSnapshot, restoreObjectsPerTurn, snapshotObjectsPerTurn, type StoreChange, type StoreEvent } from "../../../src/manager/store/index.js";
+import { decodeStoreSnapshot, type MemoryStore, restoreObjectsPerTurn, snapshotObjectsPerTurn, type StoreChange, type StoreEvent } from "../../../src/manager/store/index.js";
 import { localStore, newNode, newService, newTask, withState } from "./fixtures.js";
 
 test("a write commits with the next version and is visible to views", async () => {
@@ -339,16 +339,22 @@ test("restore refuses a snapshot with two services of one name", async () => {
   await assert.rejects(localStore().restore(tampered), /two services named "web"/);
 });
 
-test("a snapshot holds the state at the call and is encoded over several turns of the event loop", async () => {
+/** A store holding one service and `tasks` of its tasks. */
+async function storeWithTasks(tasks: number): Promise<{ store: MemoryStore; service: ReturnType<typeof newService> }> {
   const store = localStore();
   const service = newService("s1", "web");
-  const tasks = 3 * snapshotObjectsPerTurn;
   await store.update((tx) => tx.create("service", service));
   for (let first = 1; first <= tasks; first += 128) {
     await store.update((tx) => {
       for (let slot = first; slot < first + 128 && slot <= tasks; slot += 1) tx.create("task", newTask(`t${slot}`, service, slot));
     });
   }
+  return { store, service };
+}
+
+test("a snapshot holds the state at the call and is encoded over several turns of the event loop", async () => {
+  const tasks = 3 * snapshotObjectsPerTurn;
+  const { store, service } = await storeWithTasks(tasks);
   const version = store.version;
   let turns = 0;
   let done = false;
@@ -373,15 +379,8 @@ test("a snapshot holds the state at the call and is encoded over several turns o
 });
 
 test("a restore loads over several turns of the event loop, and readers see the old state until it ends", async () => {
-  const source = localStore();
-  const service = newService("s1", "web");
   const tasks = 3 * restoreObjectsPerTurn;
-  await source.update((tx) => tx.create("service", service));
-  for (let first = 1; first <= tasks; first += 128) {
-    await source.update((tx) => {
-      for (let slot = first; slot < first + 128 && slot <= tasks; slot += 1) tx.create("task", newTask(`t${slot}`, service, slot));
-    });
-  }
+  const { store: source } = await storeWithTasks(tasks);
   const data = Buffer.concat(await source.snapshot());
   const target = localStore();
   await target.update((tx) => tx.create("node", newNode("n1", "host1")));

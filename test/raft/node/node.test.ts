@@ -5,9 +5,9 @@ import type { TestContext } from "node:test";
 
 import { UnavailableError } from "../../../src/common/errors.js";
 import { leaderChangedChannel } from "../../../src/raft/node.js";
-import type { LeaderChange } from "../../../src/raft/node.js";
+import type { LeaderChange, RaftNode } from "../../../src/raft/node.js";
 import { isNotLeader, startGatedCluster, TestCluster, waitFor } from "./cluster.js";
-import type { TestMember } from "./cluster.js";
+import type { TestClusterOptions, TestMember } from "./cluster.js";
 import { GatedFsync } from "./gated-fsync.js";
 
 test("three nodes elect a leader and every node applies proposals in the same order", async (t) => {
@@ -111,14 +111,22 @@ test("snapshots compact the log and a restarted member recovers from snapshot pl
   assert.deepEqual(leader.machine.applied, values);
 });
 
-test("a snapshot whose bytes come after later applies is recorded at the index it was taken at", async (t) => {
-  const cluster = await TestCluster.start(3, { snapshotEveryEntries: 20, deferSnapshotBytes: true });
+/** A 3-member cluster whose members take a snapshot every 20 entries, with one follower stopped. */
+async function clusterWithFollowerStopped(
+  t: TestContext,
+  options: TestClusterOptions,
+): Promise<{ cluster: TestCluster; leader: TestMember; follower: TestMember; node: RaftNode }> {
+  const cluster = await TestCluster.start(3, { snapshotEveryEntries: 20, ...options });
   t.after(() => cluster.close());
   const leader = await cluster.leader();
   const follower = cluster.otherThan(leader);
-  const node = leader.node;
-  assert.ok(node !== null);
+  assert.ok(leader.node !== null);
   await cluster.stopMember(follower.id);
+  return { cluster, leader, follower, node: leader.node };
+}
+
+test("a snapshot whose bytes come after later applies is recorded at the index it was taken at", async (t) => {
+  const { cluster, leader, follower, node } = await clusterWithFollowerStopped(t, { deferSnapshotBytes: true });
   const values = Array.from({ length: 120 }, (_, i) => `v${i}`);
   // Proposals keep coming while each snapshot's bytes are awaited, so entries are applied
   // between the snapshot's index and its bytes.
@@ -136,13 +144,7 @@ test("a snapshot whose bytes come after later applies is recorded at the index i
 });
 
 test("entries after a snapshot are applied only once the state machine has finished restoring it", async (t) => {
-  const cluster = await TestCluster.start(3, { snapshotEveryEntries: 20, deferRestore: true });
-  t.after(() => cluster.close());
-  const leader = await cluster.leader();
-  const follower = cluster.otherThan(leader);
-  const node = leader.node;
-  assert.ok(node !== null);
-  await cluster.stopMember(follower.id);
+  const { cluster, leader, follower, node } = await clusterWithFollowerStopped(t, { deferRestore: true });
   const values = Array.from({ length: 60 }, (_, i) => `v${i}`);
   for (const value of values) await node.propose(Buffer.from(value));
   await cluster.startMember(follower.id, { bootstrap: true });
