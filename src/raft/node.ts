@@ -665,10 +665,12 @@ export class RaftNode {
     members: ReadonlyMap<NodeId, string>,
     data: SnapshotBytes | Promise<SnapshotBytes>,
   ): Promise<void> {
-    // The Ready that made the snapshot due is advanced first; encoding the file (its
-    // checksum) then runs between Readies rather than inside one.
+    // Awaited at once, so that bytes that fail are handled, not reported unhandled while
+    // this waits for the next turn. The Ready that made the snapshot due is advanced
+    // first; encoding the file (its checksum) then runs between Readies, not inside one.
+    const bytes = await data;
     await setImmediatePromise();
-    const envelope = encodeSnapshotEnvelope({ members, data: await data });
+    const envelope = encodeSnapshotEnvelope({ members, data: bytes });
     await this.#storage.createSnapshot(index, confState, envelope);
     this.#snapshotIndex = index;
     const compactTo = index - this.#snapshotCatchUpEntries;
