@@ -82,6 +82,12 @@ export class ByteWriter {
   reset(): void {
     this.#length = 0;
   }
+
+  /** Drops what was written after the first `length` bytes (undoes a refused write). */
+  truncate(length: number): void {
+    if (length < 0 || length > this.#length) throw new RangeError(`cannot truncate ${this.#length} written bytes to ${length}`);
+    this.#length = length;
+  }
 }
 
 export class ByteReader {

@@ -21,33 +21,56 @@ import {
 import { crc32c } from "./crc32c.js";
 
 /**
- * The write-ahead log: numbered segment files of checksummed records.
+ * The write-ahead log: numbered segment files of checksummed batches of records.
  *
- * Record: [payload length u32][crc32c of type+payload u32][type u8][payload], little endian.
+ * Batch (format 2), little endian: a 24-byte header [magic u32][records' length u32][the
+ * batch's offset in its segment u64][crc32c of the records u32][crc32c of the header's
+ * first 20 bytes u32], then the records, each [payload length u32][type u8][payload]. One
+ * sync() writes one batch. The header's own checksum covers the length, so a damaged
+ * length is found rather than read as a shorter log, and the recorded offset tells a real
+ * header from bytes inside a record that happen to look like one.
+ *
  * Segment file name: `<sequence 16 hex>-<first index 16 hex>.wal`, where first index is the
  * index the log expected next when the segment was created. Each segment starts with a
- * header record, then the current hard state and snapshot marker, so a segment is
+ * batch of its header record, the hard state and the snapshot marker, so a segment is
  * self-contained once older segments are released. Payloads: entry = term, index, type,
  * data; hard state = term, vote, commit; snapshot marker = index, term, resets-log flag;
  * segment header = format version, sequence.
  *
- * Durability: append() and setHardState() only buffer; sync() writes the buffer with one
+ * Durability: append() and setHardState() only buffer; sync() writes the batch with one
  * write and one fdatasync (group commit). A new segment is written to a temporary name,
  * fsynced, renamed into place and the directory fsynced, so a crash never leaves a
- * half-created segment. Segments are zero-filled ahead of the records (preallocation), and
- * an all-zero record header marks the end of a segment's records. An fsync failure is
- * fatal (WalSyncError): after it the page cache may have dropped dirty pages, so retrying
- * could report success for data that is gone.
+ * half-created segment. Segments are zero-filled ahead of the batches (preallocation), and
+ * all-zero bytes where a batch header would start mark the end of a segment. An fsync
+ * failure is fatal (WalSyncError): after it the page cache may have dropped dirty pages,
+ * so retrying could report success for data that is gone.
  *
- * Recovery: a torn tail (the last record of the last segment incomplete or failing its
- * checksum, with only zeros or nothing after it) is truncated; any other damage refuses to
- * start with WalCorruptionError naming the file and offset.
+ * Recovery: a batch of the last segment that fails its checks, with no intact batch header
+ * anywhere after it, is a torn write that was never acknowledged, whichever of its pages
+ * the disk kept (a disk may persist a later page of a write and lose an earlier one): the
+ * segment is truncated where it starts. Any other damage refuses to start with
+ * WalCorruptionError naming the file and offset. The damaged last batch itself cannot be
+ * told from a torn one; it is dropped, as etcd drops a torn last entry.
+ *
+ * Format 1 segments (one checksum per record, [length][crc32c of type+payload][type]
+ * [payload], no batches) are still read, with their own torn-tail rule; when the last
+ * segment is one, open() starts a format 2 segment after it, so they are never written.
  */
 
 export const segmentBytesTargetDefault = 64 * 1024 * 1024;
 /** A record above this size is refused on write and treated as corruption on read. */
 export const recordPayloadBytesMax = 64 * 1024 * 1024;
-const recordHeaderBytes = 9;
+/** Bytes of a record's header in format 1 segments: length, checksum, type. */
+const checksummedRecordHeaderBytes = 9;
+/** Bytes of a record's header in a batch: length, type (the batch's checksum covers it). */
+const batchedRecordHeaderBytes = 5;
+const batchHeaderBytes = 24;
+const batchHeaderChecksummedBytes = 20;
+/** High bits set in each byte, so that neither zeros nor text start a batch header. */
+const batchMagic = 0xe1c35b9a;
+const batchMagicBytes = Buffer.alloc(4);
+batchMagicBytes.writeUInt32LE(batchMagic);
+const batchHeaderPlaceholder = Buffer.alloc(batchHeaderBytes);
 /**
  * Segments are zero-filled this far ahead of the last record, so that most fdatasyncs write
  * data blocks only: appending past the end of a file also commits its new size through the
@@ -61,7 +84,9 @@ const pendingBytesInitial = 64 * 1024;
  * rather than kept for reuse, so that one burst does not pin its memory for good.
  */
 export const pendingBufferBytesKeptMax = 4 * 1024 * 1024;
-const walFormatVersion = 1;
+/** The format of the segments written; format 1 segments are still read (see above). */
+const walFormatVersion = 2;
+const walFormatVersionChecksummedRecords = 1;
 
 const recordTypes = { segmentHeader: 1, entry: 2, hardState: 3, snapshotMarker: 4 } as const;
 
@@ -135,21 +160,82 @@ function parseSegmentName(file: string): SegmentName | null {
   return { sequence, firstIndex, file };
 }
 
+/** Empties `writer` and leaves room for the header of the batch it will hold (see sealBatch). */
+function beginBatch(writer: ByteWriter): void {
+  writer.reset();
+  writer.raw(batchHeaderPlaceholder);
+}
+
+function batchIsEmpty(writer: ByteWriter): boolean {
+  return writer.length === batchHeaderBytes;
+}
+
+function newBatchWriter(): ByteWriter {
+  const writer = new ByteWriter(pendingBytesInitial);
+  beginBatch(writer);
+  return writer;
+}
+
+/** Appends a record to the batch being built; on a refusal the caller truncates what it wrote. */
 function writeRecord(writer: ByteWriter, type: number, encode: (writer: ByteWriter) => void): void {
   const start = writer.length;
   writer.u32(0);
-  writer.u32(0);
   writer.u8(type);
   encode(writer);
-  const payloadBytes = writer.length - start - recordHeaderBytes;
+  const payloadBytes = writer.length - start - batchedRecordHeaderBytes;
   if (payloadBytes > recordPayloadBytesMax) {
     throw new FailedPreconditionError(
       `WAL record of ${payloadBytes} bytes exceeds recordPayloadBytesMax ${recordPayloadBytesMax}: propose smaller entries`,
     );
   }
-  const bytes = writer.view();
   writer.patchU32(start, payloadBytes);
-  writer.patchU32(start + 4, crc32c(bytes, 0, start + 8, writer.length));
+}
+
+/** Fills in the header of the batch in `writer`, to be written at `offset` of its segment. */
+function sealBatch(writer: ByteWriter, offset: number): Buffer {
+  const bytes = writer.view();
+  writer.patchU32(0, batchMagic);
+  writer.patchU32(4, bytes.length - batchHeaderBytes);
+  writer.patchU32(8, offset % 0x1_0000_0000);
+  writer.patchU32(12, Math.floor(offset / 0x1_0000_0000));
+  writer.patchU32(16, crc32c(bytes, 0, batchHeaderBytes, bytes.length));
+  writer.patchU32(20, crc32c(bytes, 0, 0, batchHeaderChecksummedBytes));
+  return bytes;
+}
+
+/** Where the batch whose header is intact at `offset` ends, or what is wrong with that header. */
+function checkBatchHeader(bytes: Buffer, offset: number): { end: number } | { problem: string } {
+  if (bytes.length - offset < batchHeaderBytes) return { problem: "incomplete batch header" };
+  if (bytes.readUInt32LE(offset) !== batchMagic) return { problem: "no batch header where one should start" };
+  if (crc32c(bytes, 0, offset, offset + batchHeaderChecksummedBytes) !== bytes.readUInt32LE(offset + batchHeaderChecksummedBytes)) {
+    return { problem: "batch header checksum mismatch" };
+  }
+  const recordedOffset = bytes.readUInt32LE(offset + 12) * 0x1_0000_0000 + bytes.readUInt32LE(offset + 8);
+  if (recordedOffset !== offset) return { problem: `the batch header found here was written at offset ${recordedOffset}` };
+  return { end: offset + batchHeaderBytes + bytes.readUInt32LE(offset + 4) };
+}
+
+/** Where the intact batch at `offset` ends, or what is wrong with the bytes there. */
+function checkBatch(bytes: Buffer, offset: number): { end: number } | { problem: string } {
+  const header = checkBatchHeader(bytes, offset);
+  if ("problem" in header) return header;
+  if (header.end > bytes.length) return { problem: "batch runs past the end of the segment" };
+  if (crc32c(bytes, 0, offset + batchHeaderBytes, header.end) !== bytes.readUInt32LE(offset + 16)) {
+    return { problem: "batch checksum mismatch" };
+  }
+  return header;
+}
+
+/**
+ * The offset of the first intact batch header at or after `from`, or null. A batch's
+ * header is written only after the batch before it was synced, so one found after a
+ * damaged batch proves that batch was synced, even if its own records were torn.
+ */
+function findBatchHeader(bytes: Buffer, from: number): number | null {
+  for (let at = bytes.indexOf(batchMagicBytes, from); at !== -1; at = bytes.indexOf(batchMagicBytes, at + 1)) {
+    if ("end" in checkBatchHeader(bytes, at)) return at;
+  }
+  return null;
 }
 
 async function listSegments(dir: string, logger: Logger): Promise<SegmentName[]> {
@@ -223,6 +309,17 @@ interface SegmentReadResult {
   /** Bytes of valid records; the segment is truncated here when it had a torn tail. */
   readonly validBytes: number;
   readonly tornBytes: number;
+  readonly formatVersion: number;
+}
+
+/** One record found in a segment, with where it is for error messages. */
+interface SegmentRecord {
+  readonly type: number | undefined;
+  readonly offset: number;
+  readonly payloadStart: number;
+  readonly end: number;
+  /** The first record of its segment, which must be the segment header. */
+  readonly first: boolean;
 }
 
 function restIsZero(bytes: Uint8Array, start: number): boolean {
@@ -230,29 +327,83 @@ function restIsZero(bytes: Uint8Array, start: number): boolean {
   return true;
 }
 
-function isZeroHeader(bytes: Uint8Array, offset: number): boolean {
-  const end = Math.min(bytes.length, offset + recordHeaderBytes);
+function isZeroRange(bytes: Uint8Array, offset: number, length: number): boolean {
+  const end = Math.min(bytes.length, offset + length);
   for (let position = offset; position < end; position += 1) if (bytes[position] !== 0) return false;
   return true;
 }
 
-function readSegmentRecords(
-  segment: SegmentName,
-  bytes: Buffer,
-  isLast: boolean,
-  replay: WalReplay,
-): SegmentReadResult {
+/**
+ * Replays one segment into `replay`. A segment created by this version starts with a batch;
+ * one that starts with a format 1 segment header record is read by the format 1 rules. A
+ * segment file is renamed into place only once its start is durable, so a start that is
+ * neither is damage, never a torn write.
+ */
+function readSegment(segment: SegmentName, bytes: Buffer, isLast: boolean, replay: WalReplay): SegmentReadResult {
+  if (bytes.length >= 4 && bytes.readUInt32LE(0) === batchMagic) return readBatchedSegment(segment, bytes, isLast, replay);
+  const checksummedHeaderPayloadBytes = 12;
+  if (
+    bytes.length >= checksummedRecordHeaderBytes &&
+    bytes.readUInt32LE(0) === checksummedHeaderPayloadBytes &&
+    bytes[8] === recordTypes.segmentHeader
+  ) {
+    return readChecksummedSegment(segment, bytes, isLast, replay);
+  }
+  throw new WalCorruptionError(segment.file, 0, "the segment starts with no segment header");
+}
+
+function readBatchedSegment(segment: SegmentName, bytes: Buffer, isLast: boolean, replay: WalReplay): SegmentReadResult {
   let offset = 0;
+  while (offset < bytes.length) {
+    // Preallocated zeros: no batch header is all zeros (it starts with the magic number).
+    if (isZeroRange(bytes, offset, batchHeaderBytes) && restIsZero(bytes, offset)) break;
+    const batch = checkBatch(bytes, offset);
+    if ("problem" in batch) {
+      // A later batch was written only after this one's fsync returned: this one was synced,
+      // and is damaged. The first batch went in before the segment's rename: never torn.
+      if (!isLast || offset === 0) throw new WalCorruptionError(segment.file, offset, batch.problem);
+      const later = findBatchHeader(bytes, offset + 1);
+      if (later !== null) {
+        throw new WalCorruptionError(segment.file, offset, `${batch.problem}, and the batch at offset ${later} was synced after it`);
+      }
+      return { validBytes: offset, tornBytes: bytes.length - offset, formatVersion: walFormatVersion };
+    }
+    readBatchRecords(segment, bytes, offset, batch.end, replay);
+    offset = batch.end;
+  }
+  return { validBytes: offset, tornBytes: 0, formatVersion: walFormatVersion };
+}
+
+function readBatchRecords(segment: SegmentName, bytes: Buffer, batchStart: number, batchEnd: number, replay: WalReplay): void {
+  let offset = batchStart + batchHeaderBytes;
+  while (offset < batchEnd) {
+    // The batch's checksum passed: records that do not fit it were written that way.
+    if (batchEnd - offset < batchedRecordHeaderBytes) {
+      throw new WalCorruptionError(segment.file, offset, "an intact batch ends inside a record header");
+    }
+    const end = offset + batchedRecordHeaderBytes + bytes.readUInt32LE(offset);
+    if (end > batchEnd) throw new WalCorruptionError(segment.file, offset, "a record runs past the end of its intact batch");
+    const first = batchStart === 0 && offset === batchHeaderBytes;
+    readSegmentRecord(segment, bytes, { type: bytes[offset + 4], offset, payloadStart: offset + batchedRecordHeaderBytes, end, first }, replay);
+    offset = end;
+  }
+}
+
+function readChecksummedSegment(segment: SegmentName, bytes: Buffer, isLast: boolean, replay: WalReplay): SegmentReadResult {
+  let offset = 0;
+  const formatVersion = walFormatVersionChecksummedRecords;
   const torn = (problem: string): SegmentReadResult => {
     if (!isLast) throw new WalCorruptionError(segment.file, offset, problem);
-    return { validBytes: offset, tornBytes: bytes.length - offset };
+    return { validBytes: offset, tornBytes: bytes.length - offset, formatVersion };
   };
   while (offset < bytes.length) {
     // Preallocated zeros: no record has an all-zero header (record types start at 1).
-    if (isZeroHeader(bytes, offset) && restIsZero(bytes, offset)) return { validBytes: offset, tornBytes: 0 };
-    if (bytes.length - offset < recordHeaderBytes) return torn("incomplete record header");
+    if (isZeroRange(bytes, offset, checksummedRecordHeaderBytes) && restIsZero(bytes, offset)) {
+      return { validBytes: offset, tornBytes: 0, formatVersion };
+    }
+    if (bytes.length - offset < checksummedRecordHeaderBytes) return torn("incomplete record header");
     const length = bytes.readUInt32LE(offset);
-    const end = offset + recordHeaderBytes + length;
+    const end = offset + checksummedRecordHeaderBytes + length;
     if (length > recordPayloadBytesMax || end > bytes.length) {
       if (isLast && end > bytes.length && length <= recordPayloadBytesMax) return torn("incomplete record");
       if (isLast && restIsZero(bytes, offset)) return torn("zero-filled tail");
@@ -264,25 +415,32 @@ function readSegmentRecords(
       if (isLast && (end === bytes.length || restIsZero(bytes, end))) return torn("checksum mismatch in last record");
       throw new WalCorruptionError(segment.file, offset, "record checksum mismatch");
     }
-    readSegmentRecord(segment, bytes, offset, end, replay);
+    const record = { type: bytes[offset + 8], offset, payloadStart: offset + checksummedRecordHeaderBytes, end, first: offset === 0 };
+    readSegmentRecord(segment, bytes, record, replay, formatVersion);
     offset = end;
   }
-  return { validBytes: offset, tornBytes: 0 };
+  return { validBytes: offset, tornBytes: 0, formatVersion };
 }
 
-function readSegmentRecord(segment: SegmentName, bytes: Buffer, offset: number, end: number, replay: WalReplay): void {
-  const type = bytes[offset + 8];
-  const reader = new ByteReader(bytes, offset + recordHeaderBytes, end);
+function readSegmentRecord(
+  segment: SegmentName,
+  bytes: Buffer,
+  record: SegmentRecord,
+  replay: WalReplay,
+  formatVersion = walFormatVersion,
+): void {
+  const { type, offset } = record;
+  const reader = new ByteReader(bytes, record.payloadStart, record.end);
   try {
-    if (offset === 0 && type !== recordTypes.segmentHeader) {
+    if (record.first && type !== recordTypes.segmentHeader) {
       throw new DecodeError("the segment does not start with a header record");
     }
     switch (type) {
       case recordTypes.segmentHeader: {
         const version = reader.u32();
         const sequence = reader.u64();
-        if (offset !== 0) throw new DecodeError("segment header record in the middle of a segment");
-        if (version !== walFormatVersion) throw new DecodeError(`unsupported WAL format version ${version}`);
+        if (!record.first) throw new DecodeError("segment header record in the middle of a segment");
+        if (version !== formatVersion) throw new DecodeError(`WAL format version ${version} in a format ${formatVersion} segment`);
         if (sequence !== segment.sequence) throw new DecodeError(`header says sequence ${sequence}`);
         break;
       }
@@ -321,14 +479,14 @@ export class WriteAheadLog {
   #segmentBytes: number;
   /** The current segment's length on disk (records, then preallocated zeros). */
   #fileBytes: number;
-  #pending = new ByteWriter(pendingBytesInitial);
+  #pending = newBatchWriter();
   /**
    * The other record buffer. sync() hands the filled one to the kernel and appends go on
    * into this one meanwhile; then they swap. A fresh buffer per sync cost a 64 KiB
    * allocation outside V8's heap per fsync, which at one proposal per fsync pushed V8
    * into frequent full garbage collections (and their pauses into commit latency).
    */
-  #spare = new ByteWriter(pendingBytesInitial);
+  #spare = newBatchWriter();
   #hardState: HardState;
   #snapshotMarker: SnapshotMarker | null;
   #lastIndex: number;
@@ -374,11 +532,12 @@ export class WriteAheadLog {
     const replay = new WalReplay(options.afterIndex);
     let lastSegmentBytes = 0;
     let lastSegmentFileBytes = 0;
+    let lastSegmentFormat = walFormatVersion;
     for (const [position, segment] of segments.entries()) {
       const path = join(options.dir, segment.file);
       const bytes = await readFile(path);
       const isLast = position === segments.length - 1;
-      const result = readSegmentRecords(segment, bytes, isLast, replay);
+      const result = readSegment(segment, bytes, isLast, replay);
       if (result.tornBytes > 0) {
         logger.warn(
           { file: segment.file, offset: result.validBytes, bytes: result.tornBytes },
@@ -394,15 +553,24 @@ export class WriteAheadLog {
       }
       lastSegmentBytes = result.validBytes;
       lastSegmentFileBytes = result.tornBytes > 0 ? result.validBytes : bytes.length;
+      lastSegmentFormat = result.formatVersion;
     }
     const last = segments.at(-1);
     let handle: FileHandle;
     if (last === undefined || lastSegmentBytes === 0) {
-      // No segment, or one whose header itself was torn: start a fresh one in its place.
+      // No segment, or a format 1 one whose header record was torn: a fresh one in its place.
       const sequence = last?.sequence ?? 0;
       if (last !== undefined) await rm(join(options.dir, last.file));
       const created = await WriteAheadLog.#createSegment(options.dir, sequence, replay.lastIndex() + 1, replay, openSegment);
       segments.splice(segments.length - (last === undefined ? 0 : 1), 1, created.name);
+      handle = created.handle;
+      lastSegmentBytes = created.bytes;
+      lastSegmentFileBytes = created.bytes;
+    } else if (lastSegmentFormat !== walFormatVersion) {
+      // A log written by an earlier version: its segments stay as they are, read by their
+      // own rules, and batches go into a segment of this version after them.
+      const created = await WriteAheadLog.#createSegment(options.dir, last.sequence + 1, replay.lastIndex() + 1, replay, openSegment);
+      segments.push(created.name);
       handle = created.handle;
       lastSegmentBytes = created.bytes;
       lastSegmentFileBytes = created.bytes;
@@ -434,6 +602,7 @@ export class WriteAheadLog {
     const file = segmentFileName(sequence, firstIndex);
     const temporary = join(dir, `${file}.tmp`);
     const writer = new ByteWriter();
+    beginBatch(writer);
     writeRecord(writer, recordTypes.segmentHeader, (w) => {
       w.u32(walFormatVersion);
       w.u64(sequence);
@@ -450,7 +619,7 @@ export class WriteAheadLog {
     }
     const handle = await openSegment(temporary, "w+");
     try {
-      const bytes = writer.view();
+      const bytes = sealBatch(writer, 0);
       await handle.write(bytes, 0, bytes.length, 0);
       await handle.sync();
       await rename(temporary, join(dir, file));
@@ -479,7 +648,13 @@ export class WriteAheadLog {
       if (entry.index > last + 1) assert.fail(`WAL append of entry ${entry.index} leaves a gap after ${last}`);
       last = entry.index;
     }
-    for (const entry of entries) writeRecord(this.#pending, recordTypes.entry, (w) => encodeEntry(w, entry));
+    const start = this.#pending.length;
+    try {
+      for (const entry of entries) writeRecord(this.#pending, recordTypes.entry, (w) => encodeEntry(w, entry));
+    } catch (error) {
+      this.#pending.truncate(start);
+      throw error;
+    }
     this.#lastIndex = last;
   }
 
@@ -521,11 +696,14 @@ export class WriteAheadLog {
   async sync(): Promise<void> {
     this.#checkUsable();
     assert.equal(this.#syncing, false, "WAL sync() called while another sync() is running");
-    if (this.#pending.length === 0) return;
+    if (batchIsEmpty(this.#pending)) return;
     this.#syncing = true;
+    // What this batch makes durable. Records buffered while its fsync runs go into the next
+    // batch, so a segment started after it must not claim them (see #rollSegment).
+    const durable = { hardState: this.#hardState, snapshotMarker: this.#snapshotMarker, lastIndex: this.#lastIndex };
     const filled = this.#pending;
     this.#pending = this.#spare;
-    const bytes = filled.view();
+    const bytes = sealBatch(filled, this.#segmentBytes);
     try {
       // The write only copies into the page cache, which is quicker done here than with a
       // round trip through the libuv thread pool; the fsync is what waits for the disk.
@@ -535,12 +713,12 @@ export class WriteAheadLog {
         written += writeSync(this.#handle.fd, bytes, written, bytes.length - written, this.#segmentBytes + written);
       }
       // The kernel has its own copy now: the buffer is free for the next batch.
-      filled.reset();
-      this.#spare = filled.capacity() > pendingBufferBytesKeptMax ? new ByteWriter(pendingBytesInitial) : filled;
+      beginBatch(filled);
+      this.#spare = filled.capacity() > pendingBufferBytesKeptMax ? newBatchWriter() : filled;
       await this.#handle.datasync();
       this.#syncs += 1;
       this.#segmentBytes += bytes.length;
-      if (this.#segmentBytes >= this.#segmentBytesTarget) await this.#rollSegment();
+      if (this.#segmentBytes >= this.#segmentBytesTarget) await this.#rollSegment(durable);
     } catch (error) {
       this.#failed = error instanceof Error ? error : new Error(errorMessage(error));
       throw new WalSyncError(`write-ahead log write or fsync failed in ${this.#dir}: ${errorMessage(error)}`, {
@@ -568,16 +746,15 @@ export class WriteAheadLog {
     return this.#segmentBytes;
   }
 
-  async #rollSegment(): Promise<void> {
+  /**
+   * Starts the next segment with the state `durable` on disk. Not the state buffered since:
+   * the new header is fsynced at once, and a commit index in it ahead of entries still in
+   * the buffer would survive a crash that loses them, leaving a log that cannot start.
+   */
+  async #rollSegment(durable: { hardState: HardState; snapshotMarker: SnapshotMarker | null; lastIndex: number }): Promise<void> {
     const last = this.#segments.at(-1);
     assert.ok(last !== undefined, "the WAL always has a current segment");
-    const created = await WriteAheadLog.#createSegment(
-      this.#dir,
-      last.sequence + 1,
-      this.#lastIndex + 1,
-      { hardState: this.#hardState, snapshotMarker: this.#snapshotMarker },
-      this.#openSegment,
-    );
+    const created = await WriteAheadLog.#createSegment(this.#dir, last.sequence + 1, durable.lastIndex + 1, durable, this.#openSegment);
     await this.#handle.close();
     this.#handle = created.handle;
     this.#segmentBytes = created.bytes;

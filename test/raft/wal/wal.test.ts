@@ -6,8 +6,10 @@ import { test } from "node:test";
 
 import { pino } from "pino";
 
-import type { Entry } from "../../../src/raft/core/types.js";
-import { preallocateChunkBytes, WalCorruptionError, WalSyncError, WriteAheadLog } from "../../../src/raft/wal/wal.js";
+import type { Entry, HardState } from "../../../src/raft/core/types.js";
+import { ByteWriter, encodeEntry, encodeHardState } from "../../../src/raft/wal/codec.js";
+import { crc32c } from "../../../src/raft/wal/crc32c.js";
+import { preallocateChunkBytes, recordPayloadBytesMax, WalCorruptionError, WalSyncError, WriteAheadLog } from "../../../src/raft/wal/wal.js";
 import { FailingFsync } from "./failing-fsync.js";
 
 const logger = pino({ level: "silent" });
@@ -282,4 +284,198 @@ test("a local snapshot marker keeps the entries after it", async (t) => {
   const reopened = await WriteAheadLog.open({ dir, logger, afterIndex: 10 });
   t.after(() => reopened.wal.close());
   assert.deepEqual(simplify(reopened.state.entries), simplify(range(11, 20, 1)));
+});
+
+/** Reopening `dir` must refuse with WalCorruptionError at `offset`, leaving the files as they were. */
+async function assertRefusedAt(dir: string, segment: string, offset: number, label: string): Promise<void> {
+  const before = await readFile(segment);
+  await assert.rejects(WriteAheadLog.open({ dir, logger, afterIndex: 0 }), (error: unknown) => {
+    assert.ok(error instanceof WalCorruptionError, label);
+    assert.equal(error.offset, offset, label);
+    return true;
+  });
+  assert.deepEqual(await readFile(segment), before, `${label}: refusing must not repair`);
+}
+
+test("a flipped bit in the lengths and headers of synced records refuses to start instead of reading a shorter log", async (t) => {
+  const dir = await tempDir(t);
+  const { wal } = await WriteAheadLog.open({ dir, logger, afterIndex: 0 });
+  wal.append(range(1, 2, 1));
+  await wal.sync();
+  const middleBatchStart = wal.writtenBytes();
+  wal.append(range(3, 5, 1));
+  wal.setHardState({ term: 1, vote: 1, commit: 5 });
+  await wal.sync();
+  wal.append(range(6, 8, 1));
+  wal.setHardState({ term: 1, vote: 1, commit: 8 });
+  await wal.sync();
+  await wal.close();
+  const segment = await onlySegment(dir);
+  const original = await readFile(segment);
+  // The first 32 bytes of a batch hold its header and its first record's length. A length
+  // that put the record's end in the zero-filled tail once read as a torn tail: the log
+  // lost the entries after it and the hard state that voted in term 1, or, for the
+  // segment's first record, the whole segment was recreated empty.
+  for (const batchStart of [0, middleBatchStart]) {
+    for (let offset = batchStart; offset < batchStart + 32; offset += 1) {
+      for (const bit of [0, 6]) {
+        const bytes = Buffer.from(original);
+        bytes[offset] = (bytes[offset] ?? 0) ^ (1 << bit);
+        await writeFile(segment, bytes);
+        await assertRefusedAt(dir, segment, batchStart, `bit ${bit} of byte ${offset}`);
+      }
+    }
+  }
+});
+
+test("a torn batch is dropped whole, whichever of its pages reached the disk", async (t) => {
+  const dir = await tempDir(t);
+  const { wal } = await WriteAheadLog.open({ dir, logger, afterIndex: 0 });
+  wal.append(range(1, 3, 1));
+  wal.setHardState({ term: 1, vote: 1, commit: 3 });
+  await wal.sync();
+  const tornStart = wal.writtenBytes();
+  // Three pages and more of records in one batch: a crash may persist any of its pages.
+  wal.append([entry(4, 1, "a".repeat(5000)), entry(5, 1, "b".repeat(5000)), entry(6, 1, "c")]);
+  wal.setHardState({ term: 1, vote: 1, commit: 6 });
+  await wal.sync();
+  const tornEnd = wal.writtenBytes();
+  await wal.close();
+  const segment = await onlySegment(dir);
+  const full = await readFile(segment);
+  const scratch = await tempDir(t);
+  const pageBytes = 4096;
+  const firstPage = Math.floor(tornStart / pageBytes) * pageBytes;
+  for (let page = firstPage; page < tornEnd; page += pageBytes) {
+    const label = `page at ${page} lost`;
+    const caseDir = join(scratch, `page-${page}`);
+    await mkdir(caseDir);
+    const caseSegment = join(caseDir, segment.slice(dir.length + 1));
+    // The page is lost (zeros), the batch's pages before and after it reached the disk.
+    const bytes = Buffer.from(full);
+    bytes.fill(0, Math.max(page, tornStart), Math.min(page + pageBytes, tornEnd));
+    await writeFile(caseSegment, bytes);
+    const recovered = await WriteAheadLog.open({ dir: caseDir, logger, afterIndex: 0 });
+    assert.deepEqual(simplify(recovered.state.entries), simplify(range(1, 3, 1)), label);
+    assert.deepEqual(recovered.state.hardState, { term: 1, vote: 1, commit: 3 }, label);
+    assert.equal(recovered.wal.writtenBytes(), tornStart, label);
+    await recovered.wal.close();
+  }
+});
+
+test("a damaged batch with a synced batch after it refuses to start, even at the end of the log", async (t) => {
+  const dir = await tempDir(t);
+  const { wal } = await WriteAheadLog.open({ dir, logger, afterIndex: 0 });
+  wal.append(range(1, 3, 1));
+  await wal.sync();
+  const damagedStart = wal.writtenBytes();
+  wal.append([entry(4, 1, "a".repeat(5000))]);
+  await wal.sync();
+  const lastBatchStart = wal.writtenBytes();
+  wal.append(range(5, 5, 1));
+  wal.setHardState({ term: 1, vote: 1, commit: 5 });
+  await wal.sync();
+  const lastBatchEnd = wal.writtenBytes();
+  await wal.close();
+  const segment = await onlySegment(dir);
+  const original = await readFile(segment);
+  // Zeros where the damaged batch starts: on their own they would read as a torn tail.
+  const zeroed = Buffer.from(original);
+  zeroed.fill(0, damagedStart, damagedStart + 4096);
+  await writeFile(segment, zeroed);
+  await assertRefusedAt(dir, segment, damagedStart, "zeroed page before the last batch");
+  // A flipped bit in the damaged batch, and the last batch torn after its header: that
+  // header was written only once the damaged batch was synced, so the refusal stands.
+  const flipped = Buffer.from(original);
+  flipped[damagedStart + 100] = (flipped[damagedStart + 100] ?? 0) ^ 0x04;
+  flipped.fill(0, lastBatchStart + 24, lastBatchEnd);
+  await writeFile(segment, flipped);
+  await assertRefusedAt(dir, segment, damagedStart, "damaged batch, then a torn one");
+});
+
+test("a segment started after a sync holds the state that sync made durable, not what was buffered during it", async (t) => {
+  const dir = await tempDir(t);
+  const { wal } = await WriteAheadLog.open({ dir, logger, afterIndex: 0, segmentBytesTarget: 4096 });
+  wal.append(range(1, 200, 1));
+  wal.setHardState({ term: 1, vote: 1, commit: 200 });
+  // Crosses the target: the segment rolls once this batch's fsync is done.
+  const syncing = wal.sync();
+  // Buffered while that fsync runs (the driver saves the next Ready meanwhile): a commit
+  // index for entries that are not on disk yet.
+  wal.append(range(201, 210, 1));
+  wal.setHardState({ term: 1, vote: 1, commit: 210 });
+  await syncing;
+  assert.equal(wal.segmentFiles().length, 2);
+  // Power fails now: the disk holds exactly what the files hold.
+  const crashed = await tempDir(t);
+  for (const file of wal.segmentFiles()) await writeFile(join(crashed, file), await readFile(join(dir, file)));
+  await wal.close();
+  const recovered = await WriteAheadLog.open({ dir: crashed, logger, afterIndex: 0 });
+  t.after(() => recovered.wal.close());
+  assert.equal(recovered.state.entries.at(-1)?.index, 200);
+  assert.deepEqual(recovered.state.hardState, { term: 1, vote: 1, commit: 200 });
+  assert.equal(recovered.wal.segmentFiles()[1], "0000000000000001-00000000000000c9.wal", "named for entry 201, the next to come");
+});
+
+test("a refused oversized append buffers nothing, and the next sync writes a readable log", async (t) => {
+  const dir = await tempDir(t);
+  const { wal } = await WriteAheadLog.open({ dir, logger, afterIndex: 0 });
+  wal.append(range(1, 2, 1));
+  await wal.sync();
+  assert.throws(() => wal.append([entry(3, 1), { index: 4, term: 1, type: "normal", data: Buffer.alloc(recordPayloadBytesMax) }]), /exceeds recordPayloadBytesMax/);
+  assert.equal(wal.lastIndex(), 2);
+  wal.append(range(3, 4, 1));
+  await wal.sync();
+  await wal.close();
+  const reopened = await WriteAheadLog.open({ dir, logger, afterIndex: 0 });
+  t.after(() => reopened.wal.close());
+  assert.deepEqual(simplify(reopened.state.entries), simplify(range(1, 4, 1)));
+});
+
+/** A record of a format 1 segment: [length][crc32c of type and payload][type][payload]. */
+function formatOneRecord(writer: ByteWriter, type: number, encode: (writer: ByteWriter) => void): void {
+  const start = writer.length;
+  writer.u32(0);
+  writer.u32(0);
+  writer.u8(type);
+  encode(writer);
+  writer.patchU32(start, writer.length - start - 9);
+  writer.patchU32(start + 4, crc32c(writer.view(), 0, start + 8, writer.length));
+}
+
+function formatOneSegment(entries: readonly Entry[], hardState: HardState): { bytes: Buffer; lastRecordStart: number } {
+  const writer = new ByteWriter();
+  formatOneRecord(writer, 1, (w) => {
+    w.u32(1);
+    w.u64(0);
+  });
+  formatOneRecord(writer, 3, (w) => encodeHardState(w, hardState));
+  let lastRecordStart = 0;
+  for (const e of entries) {
+    lastRecordStart = writer.length;
+    formatOneRecord(writer, 2, (w) => encodeEntry(w, e));
+  }
+  return { bytes: Buffer.from(writer.view()), lastRecordStart };
+}
+
+test("a log written in format 1 is still read, torn tail included, and new batches go into a format 2 segment after it", async (t) => {
+  const dir = await tempDir(t);
+  const { bytes, lastRecordStart } = formatOneSegment(range(1, 4, 2), { term: 2, vote: 3, commit: 3 });
+  const oldSegment = "0000000000000000-0000000000000001.wal";
+  // Entry 4 was torn by a crash: cut short, as format 1 recovery has always repaired.
+  await writeFile(join(dir, oldSegment), bytes.subarray(0, lastRecordStart + 5));
+  const { wal, state } = await WriteAheadLog.open({ dir, logger, afterIndex: 0 });
+  assert.deepEqual(simplify(state.entries), simplify(range(1, 3, 2)));
+  assert.deepEqual(state.hardState, { term: 2, vote: 3, commit: 3 });
+  assert.deepEqual(wal.segmentFiles(), [oldSegment, "0000000000000001-0000000000000004.wal"]);
+  assert.equal((await stat(join(dir, oldSegment))).size, lastRecordStart, "the torn record was truncated");
+  wal.append(range(4, 5, 3));
+  wal.setHardState({ term: 3, vote: 1, commit: 5 });
+  await wal.sync();
+  await wal.close();
+  const reopened = await WriteAheadLog.open({ dir, logger, afterIndex: 0 });
+  t.after(() => reopened.wal.close());
+  assert.deepEqual(simplify(reopened.state.entries), [...simplify(range(1, 3, 2)), ...simplify(range(4, 5, 3))]);
+  assert.deepEqual(reopened.state.hardState, { term: 3, vote: 1, commit: 5 });
+  assert.equal(reopened.wal.segmentFiles().length, 2, "no further segment once the last one is format 2");
 });
