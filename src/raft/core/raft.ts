@@ -140,6 +140,7 @@ export class Raft {
     const { hardState, confState } = config.storage.initialState();
     this.#restoreConfState(confState);
     if (hardState.term !== 0 || hardState.vote !== noneId || hardState.commit !== 0) this.#loadHardState(hardState);
+    this.#raiseTermToLastLogTerm();
     if (config.applied > 0) this.log.appliedTo(config.applied);
     this.becomeFollower(this.term, noneId);
     this.logger.info(
@@ -158,6 +159,28 @@ export class Raft {
     this.log.committed = Math.max(state.commit, this.log.committed);
     this.term = state.term;
     this.vote = state.vote;
+  }
+
+  /**
+   * A node stores an entry or a snapshot of term T only after adopting T, so its term is
+   * never below its last log term, except after a torn write that kept the entries or the
+   * snapshot (written before the hard state) and lost the hard state of a fresh joiner.
+   * Restoring the floor here keeps that invariant true everywhere else, where the election
+   * rules rely on it: a candidate's term exceeds every term in its log (no entry of a lower
+   * term is ever appended after a higher one), and a node at term 0 has an empty log, so it
+   * grants every pre-vote and never has to answer one with term 0 (etcd and raft-rs make
+   * the same assumption: raft-rs #511, "an initialised group should not have term 0").
+   * Answering a rejected pre-vote with the request's term instead would move the
+   * candidate's real term forward, which pre-vote exists to prevent. Clearing the vote
+   * forgets nothing: a vote is durable before it is sent, so a node whose durable term is
+   * below T never voted in T or later.
+   */
+  #raiseTermToLastLogTerm(): void {
+    const lastTerm = this.log.lastTerm();
+    if (this.term >= lastTerm) return;
+    this.logger.warn({ term: this.term, lastTerm }, "raising the term to the last log term: the hard state was older than the log");
+    this.term = lastTerm;
+    this.vote = noneId;
   }
 
   hardState(): HardState {
