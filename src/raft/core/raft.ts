@@ -910,7 +910,11 @@ function stepLeaderAppendRejected(raft: Raft, message: Message, progress: Progre
 
 function stepLeaderAppendAccepted(raft: Raft, message: Message, progress: Progress): void {
   const wasPaused = progress.isPaused();
-  if (!progress.maybeUpdate(message.index)) return;
+  // A probe answered at the match index moves a caught-up follower back to replicate
+  // (etcd's condition): after an unreachable report, it would otherwise stay in probe, one
+  // append per round trip, until its next proposal happened to move match.
+  const caughtUpProbe = progress.match === message.index && progress.state === "probe";
+  if (!progress.maybeUpdate(message.index) && !caughtUpProbe) return;
   if (progress.state === "probe") {
     progress.becomeReplicate();
   } else if (progress.state === "snapshot" && progress.match + 1 >= raft.log.firstIndex()) {
@@ -939,7 +943,8 @@ function stepLeaderHeartbeatResponse(raft: Raft, message: Message, progress: Pro
   progress.probeSent = false;
   // Free one slot so a follower whose acks were lost makes progress.
   if (progress.state === "replicate" && progress.inflights.full()) progress.inflights.freeFirstOne();
-  if (progress.match < raft.log.lastIndex()) raft.sendAppend(message.from);
+  // A caught-up follower in probe gets an empty append too: its answer restores replicate.
+  if (progress.match < raft.log.lastIndex() || progress.state === "probe") raft.sendAppend(message.from);
   if (message.context.length === 0) return;
   const acks = raft.readOnly.receiveAck(message.from, message.context);
   const votes = new Map<NodeId, boolean>([...acks].map((id) => [id, true]));
