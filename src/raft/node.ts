@@ -274,9 +274,14 @@ export class RaftNode {
     this.#snapshotEveryEntries = options.snapshotEveryEntries ?? snapshotEveryEntriesDefault;
     this.#snapshotCatchUpEntries = options.snapshotCatchUpEntries ?? snapshotCatchUpEntriesDefault;
     const random = options.random ?? ((bound: number) => randomInt(bound));
-    // A fresh nonce per start: a proposal from a previous run is never mistaken for a new one.
+    // A fresh nonce per start: a proposal or a read from a previous run is never mistaken for a new one.
     this.#nonce = random(2 ** 48 - 1);
-    this.#reads = new PendingReads({ clock: this.#clock, timeoutMs: this.#tickMs * this.#electionTicks * 2 });
+    this.#reads = new PendingReads({
+      clock: this.#clock,
+      timeoutMs: this.#tickMs * this.#electionTicks * 2,
+      nodeId: options.id,
+      nonce: this.#nonce,
+    });
     this.#leaderSends = new CommitNoticeHold({
       clock: this.#clock,
       delayMs: commitNoticeDelayMs,

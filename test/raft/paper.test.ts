@@ -805,7 +805,8 @@ test("ReadIndex: a new leader defers reads until an entry of its term commits", 
   raft.step(message({ type: "app-resp", from: 2, to: 1, term: raft.term, index: raft.log.lastIndex() }));
   const heartbeats = readMessages(raft).filter((m) => m.type === "heartbeat" && m.context.length > 0);
   assert.deepEqual(heartbeats.map((m) => m.to), [2, 3]);
-  raft.step(message({ type: "heartbeat-resp", from: 3, to: 1, term: raft.term, context }));
+  // A follower echoes the heartbeat's context.
+  raft.step(message({ type: "heartbeat-resp", from: 3, to: 1, term: raft.term, context: heartbeats[1]?.context ?? assert.fail() }));
   assert.deepEqual(raft.readStates, [{ index: raft.log.committed, requestContext: context }]);
 });
 

@@ -773,9 +773,9 @@ export class Raft {
   }
 
   sendReadIndexConfirmation(request: Message): void {
-    this.readOnly.addRequest(this.log.committed, request);
-    this.readOnly.receiveAck(this.id, request.context);
-    this.bcastHeartbeat(request.context);
+    const heartbeatContext = this.readOnly.addRequest(this.log.committed, request);
+    this.readOnly.receiveAck(this.id, heartbeatContext);
+    this.bcastHeartbeat(heartbeatContext);
   }
 
   releasePendingReadIndexMessages(): void {

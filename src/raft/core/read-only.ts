@@ -7,6 +7,8 @@ export const pendingReadIndexRequestsMax = 4096;
 interface ReadIndexStatus {
   readonly request: Message;
   readonly index: number;
+  /** What this request's confirmation heartbeats carry, and their answers echo. */
+  readonly heartbeatContext: Uint8Array;
   readonly acks: Set<NodeId>;
 }
 
@@ -17,9 +19,22 @@ function contextKey(context: Uint8Array): string {
 }
 
 /**
+ * The requester's id, then its context. Each member numbers its own reads, so a context
+ * alone does not name a request: two members' equal contexts would be one request here,
+ * and the second requester would never get an answer.
+ */
+function readRequestHeartbeatContext(request: Message): Uint8Array {
+  const bytes = new Uint8Array(8 + request.context.length);
+  new DataView(bytes.buffer).setBigUint64(0, BigInt(request.from));
+  bytes.set(request.context, 8);
+  return bytes;
+}
+
+/**
  * ReadIndex bookkeeping on a leader (§6.4 of Ongaro's thesis): each request remembers the
  * commit index when it arrived; once a quorum answers a heartbeat carrying its context,
  * the leader knows it was still leader then, and every request queued before it is safe.
+ * Requests are keyed by requester and context; heartbeats carry that pair.
  */
 export class ReadOnly {
   readonly #pending = new Map<string, ReadIndexStatus>();
@@ -29,24 +44,28 @@ export class ReadOnly {
     return this.#queue.length;
   }
 
-  addRequest(index: number, request: Message): void {
-    const key = contextKey(request.context);
-    if (this.#pending.has(key)) return;
-    this.#pending.set(key, { request, index, acks: new Set() });
+  /** Queues `request` (once per requester and context); returns its heartbeat context. */
+  addRequest(index: number, request: Message): Uint8Array {
+    const heartbeatContext = readRequestHeartbeatContext(request);
+    const key = contextKey(heartbeatContext);
+    const queued = this.#pending.get(key);
+    if (queued !== undefined) return queued.heartbeatContext;
+    this.#pending.set(key, { request, index, heartbeatContext, acks: new Set() });
     this.#queue.push(key);
+    return heartbeatContext;
   }
 
-  /** Records a heartbeat acknowledgement carrying `context`; returns who has acked it. */
-  receiveAck(from: NodeId, context: Uint8Array): ReadonlySet<NodeId> {
-    const status = this.#pending.get(contextKey(context));
+  /** Records a heartbeat acknowledgement carrying `heartbeatContext`; returns who has acked it. */
+  receiveAck(from: NodeId, heartbeatContext: Uint8Array): ReadonlySet<NodeId> {
+    const status = this.#pending.get(contextKey(heartbeatContext));
     if (status === undefined) return new Set();
     status.acks.add(from);
     return status.acks;
   }
 
-  /** Releases the request with `context` and every request queued before it. */
-  advance(context: Uint8Array): { request: Message; index: number }[] {
-    const key = contextKey(context);
+  /** Releases the request with `heartbeatContext` and every request queued before it. */
+  advance(heartbeatContext: Uint8Array): { request: Message; index: number }[] {
+    const key = contextKey(heartbeatContext);
     const position = this.#queue.indexOf(key);
     if (position < 0) return [];
     const released = this.#queue.slice(0, position + 1);
@@ -62,6 +81,6 @@ export class ReadOnly {
   lastPendingContext(): Uint8Array | null {
     const key = this.#queue.at(-1);
     if (key === undefined) return null;
-    return this.#pending.get(key)?.request.context ?? null;
+    return this.#pending.get(key)?.heartbeatContext ?? null;
   }
 }
