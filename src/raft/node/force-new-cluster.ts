@@ -84,7 +84,9 @@ export async function forceNewCluster(options: ForceNewClusterOptions): Promise<
     const removed = [...new Set(known)].filter((id) => id !== options.id).sort((a, b) => a - b);
     const discardedEntries = Math.max(0, storage.lastIndex() - committed);
     const index = Math.max(storage.lastIndex(), committed, snapshot.metadata.index) + 1;
-    const term = hardState.term + 1;
+    // Past the log's last term too: a torn write may have kept entries of a term the hard
+    // state never recorded (the core raises its term the same way when it starts).
+    const term = Math.max(hardState.term, storage.term(storage.lastIndex())) + 1;
     const data = encodeSnapshotEnvelope({ members: new Map([[options.id, options.address]]), data: await options.stateMachine.snapshot() });
     throwIfAborted(options.signal);
     await storage.save({

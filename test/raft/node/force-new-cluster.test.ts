@@ -16,8 +16,11 @@ function normal(term: number, index: number, text: string): Entry {
   return { term, index, type: "normal", data: encodeEntryEnvelope({ nonce: 7, sequence: index }, Buffer.from(text)) };
 }
 
-/** A member's log as a crash left it: snapshot at 1 (voters 1-3), entries 2..10, commit 6. */
-async function writeLog(dir: string): Promise<void> {
+/**
+ * A member's log as a crash left it: snapshot at 1 (voters 1-3), entries 2..10 (terms 1
+ * and 2), commit 6, and the hard state in `hardStateTerm`.
+ */
+async function writeLog(dir: string, hardStateTerm = 2): Promise<void> {
   const storage = await DiskLogStorage.open({ dir, logger: testLogger });
   const data = encodeSnapshotEnvelope({ members: new Map([[1, "a:1"], [2, "b:1"], [3, "c:1"]]), data: await new RecordingStateMachine().snapshot() });
   const entries: Entry[] = [];
@@ -27,7 +30,7 @@ async function writeLog(dir: string): Promise<void> {
   await storage.save({
     snapshot: { metadata: { index: 1, term: 1, confState: { voters: [1, 2, 3], learners: [] } }, data },
     entries,
-    hardState: { term: 2, vote: 2, commit: 6 },
+    hardState: { term: hardStateTerm, vote: 2, commit: 6 },
   });
   await storage.close();
 }
@@ -47,6 +50,15 @@ test("forceNewCluster keeps the committed state, drops uncommitted entries and l
   assert.deepEqual(snapshot.metadata, { index: 11, term: 3, confState: { voters: [1], learners: [], removed: [2, 3, 4] } });
   assert.equal(reopened.lastIndex(), 11);
   assert.deepEqual(reopened.initialState().hardState, { term: 3, vote: 0, commit: 11 });
+});
+
+test("forceNewCluster starts its term past the log's last term when the hard state is older than the log", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), "shoal-force-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  // A torn write kept the entries of term 2 and lost the hard state that adopted term 2.
+  await writeLog(dir, 1);
+  const result = await forceNewCluster({ dataDir: dir, id: 1, address: "a:2", stateMachine: new RecordingStateMachine(), logger: testLogger });
+  assert.equal(result.term, 3);
 });
 
 test("forceNewCluster refuses a directory without raft state and a member that is not a voter", async (t) => {
