@@ -1,3 +1,5 @@
+import assert from "node:assert/strict";
+
 import { Client, credentials as grpcCredentials, Metadata, status as grpcStatus } from "@grpc/grpc-js";
 import type {
   ChannelCredentials,
@@ -9,9 +11,18 @@ import type {
 } from "@grpc/grpc-js";
 
 import type { Clock } from "../../common/clock.js";
-import { errorMessage, InvalidArgumentError, isShoalError, PermissionDeniedError } from "../../common/errors.js";
+import {
+  errorMessage,
+  InvalidArgumentError,
+  isShoalError,
+  PermissionDeniedError,
+  ResourceExhaustedError,
+  UnavailableError,
+} from "../../common/errors.js";
+import type { ShoalError } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
 import type { RaftDefinition, RaftHandlers } from "../../gen/shoal/v1/Raft.js";
+import type { RaftMessage__Output } from "../../gen/shoal/v1/RaftMessage.js";
 import type { RaftSnapshotAck__Output } from "../../gen/shoal/v1/RaftSnapshotAck.js";
 import type { RaftSnapshotChunk, RaftSnapshotChunk__Output } from "../../gen/shoal/v1/RaftSnapshotChunk.js";
 import type { RaftStreamSummary, RaftStreamSummary__Output } from "../../gen/shoal/v1/RaftStreamSummary.js";
@@ -19,7 +30,7 @@ import type { ProtoGrpcType as RaftProto } from "../../gen/raft.js";
 import { loadProto } from "../../rpc/proto.js";
 import { grpcMessageSizeBytesMax, startGrpcServer } from "../../rpc/server.js";
 import type { GrpcServer, GrpcService } from "../../rpc/server.js";
-import type { Message, NodeId } from "../core/types.js";
+import type { Message, NodeId, SnapshotMetadata } from "../core/types.js";
 import { decodeMessageBatch, encodeMessageBatch } from "./batch-codec.js";
 import type { MessageBatch } from "./batch-codec.js";
 import { messageFromWire, messageSizeBytesEstimate, messageToWire } from "./message-codec.js";
@@ -58,14 +69,20 @@ export interface RaftTransportStats {
  * Moves raft messages between managers over gRPC. One client stream per peer carries
  * batches; snapshots go through their own chunked call. Delivery is best effort, as raft
  * expects: on a broken stream or a full queue messages are dropped, counted and reported
- * unreachable, and the stream is reopened with exponential backoff.
+ * unreachable, and the stream is reopened with exponential backoff. Each peer may have one
+ * inbound snapshot transfer at a time; another is refused with RESOURCE_EXHAUSTED.
  */
 export interface RaftTransport {
   readonly id: NodeId;
-  /** Where inbound messages go; null drops them (e.g. before the node has started). */
+  /**
+   * Where inbound messages go; null drops them (e.g. before the node has started) and
+   * refuses snapshot transfers with UNAVAILABLE, those under way included, so that their
+   * senders report them failed and send them again later.
+   */
   setHandler(handler: RaftTransportHandler | null): void;
   /** Adds or re-addresses a peer ("host:port"). */
   addPeer(id: NodeId, address: string): void;
+  /** Cancels the calls to the peer; a snapshot being sent to it is reported failed. */
   removePeer(id: NodeId): void;
   peers(): ReadonlyMap<NodeId, string>;
   /** Queues messages for their peers and starts writing them; never blocks, never throws for a peer's state. */
@@ -75,7 +92,11 @@ export interface RaftTransport {
   /** Starts a dedicated gRPC server for this transport; returns the bound "host:port". */
   listen(options: { host: string; port: number; credentials?: ServerCredentials }): Promise<string>;
   stats(): RaftTransportStats;
-  /** Ends every stream and call, stops reconnect timers and the server from listen(). */
+  /**
+   * Cancels every outbound call, fails inbound snapshot transfers with UNAVAILABLE, ends
+   * inbound streams, and stops reconnect timers and the server from listen(). Reports
+   * nothing to the handler once it returns.
+   */
   close(): Promise<void>;
 }
 
@@ -103,8 +124,26 @@ interface PeerConnection {
   blocked: boolean;
   backoffMs: number;
   cancelRetry: (() => void) | null;
-  snapshotInFlight: boolean;
+  /** The snapshot transfer under way; one per peer, raft sends the next after its report. */
+  snapshot: ClientWritableStream<RaftSnapshotChunk> | null;
   closed: boolean;
+}
+
+type SnapshotCall = Parameters<RaftHandlers["SendSnapshot"]>[0];
+type SnapshotCallback = Parameters<RaftHandlers["SendSnapshot"]>[1];
+
+interface SnapshotHead {
+  readonly message: Message;
+  readonly snapshotMetadata: SnapshotMetadata;
+  readonly totalBytes: number;
+}
+
+/** An inbound snapshot transfer under way; it buffers up to snapshotTransferBytesMax. */
+interface InboundSnapshot {
+  /** The sender, once the transfer's head has named it. */
+  from: NodeId | null;
+  /** Answers the call with `error` and drops the bytes received; a no-op once answered. */
+  fail(error: unknown): void;
 }
 
 /** The batches' bytes reach the handler undecoded: batch-codec.ts parses them. */
@@ -126,6 +165,7 @@ class GrpcRaftTransport implements RaftTransport {
   readonly #service: RaftDefinition;
   readonly #peers = new Map<NodeId, PeerConnection>();
   readonly #inbound = new Set<() => void>();
+  readonly #inboundSnapshots = new Set<InboundSnapshot>();
   #handler: RaftTransportHandler | null = null;
   #server: GrpcServer | null = null;
   #closed = false;
@@ -143,6 +183,11 @@ class GrpcRaftTransport implements RaftTransport {
 
   setHandler(handler: RaftTransportHandler | null): void {
     this.#handler = handler;
+    // Acknowledged, a transfer that reaches no node would count as installed; refused, it is
+    // sent again once the node runs.
+    if (handler === null) {
+      this.#failInboundSnapshots(new UnavailableError(`the raft node ${this.id} stopped during the snapshot transfer`));
+    }
   }
 
   addPeer(id: NodeId, address: string): void {
@@ -172,7 +217,7 @@ class GrpcRaftTransport implements RaftTransport {
       blocked: false,
       backoffMs: reconnectBackoffMsMin,
       cancelRetry: null,
-      snapshotInFlight: false,
+      snapshot: null,
       closed: false,
     });
   }
@@ -190,8 +235,16 @@ class GrpcRaftTransport implements RaftTransport {
     peer.cancelRetry = null;
     this.#stats.droppedMessages += peer.queue.length;
     peer.queue = [];
-    peer.stream?.end();
+    // Both calls are cancelled, not ended: Channel.close() fails only calls that have not
+    // started, and end() only half-closes, so a transfer would run on holding the snapshot's
+    // bytes, and a stream to a hung peer would linger until keepalive gives up on it. The
+    // transfer's callback reports it failed (once close() has cleared the handler, to nobody).
+    const stream = peer.stream;
+    const snapshot = peer.snapshot;
     peer.stream = null;
+    peer.snapshot = null;
+    stream?.cancel();
+    snapshot?.cancel();
     peer.client.close();
   }
 
@@ -300,21 +353,22 @@ class GrpcRaftTransport implements RaftTransport {
 
   #sendSnapshot(peer: PeerConnection, message: Message): void {
     const snapshot = message.snapshot;
-    if (snapshot === null || peer.snapshotInFlight) {
+    if (snapshot === null || peer.snapshot !== null) {
       // One snapshot per peer at a time; raft asks again after the failure report.
       this.#handler?.reportSnapshot(peer.id, "failure");
       return;
     }
-    peer.snapshotInFlight = true;
     const method = this.#service.SendSnapshot;
     const call = peer.client.makeClientStreamRequest<RaftSnapshotChunk, RaftSnapshotAck__Output>(
       method.path,
       method.requestSerialize,
       method.responseDeserialize,
       (error) => {
-        peer.snapshotInFlight = false;
+        if (peer.snapshot === call) peer.snapshot = null;
         if (error !== null) {
           this.#stats.snapshotsFailed += 1;
+          // close() cancelled it: the handler is gone, and a warning would only be noise.
+          if (this.#closed) return;
           this.#logger.warn({ to: peer.id, error: error.message }, "snapshot transfer failed");
           this.#handler?.reportUnreachable(peer.id);
           this.#handler?.reportSnapshot(peer.id, "failure");
@@ -327,6 +381,7 @@ class GrpcRaftTransport implements RaftTransport {
     call.on("error", (error: Error) => {
       this.#logger.trace({ to: peer.id, error: error.message }, "snapshot call error");
     });
+    peer.snapshot = call;
     const chunks: RaftSnapshotChunk[] = [
       { head: { message: messageToWire(message, { includeSnapshotData: false }), totalBytes: snapshot.data.length } },
     ];
@@ -335,10 +390,8 @@ class GrpcRaftTransport implements RaftTransport {
     }
     const writeFrom = (position: number): void => {
       for (let index = position; index < chunks.length; index += 1) {
-        if (peer.closed || this.#closed) {
-          call.cancel();
-          return;
-        }
+        // #closePeer cancelled the transfer, or it failed.
+        if (peer.snapshot !== call) return;
         const chunk = chunks[index];
         if (chunk !== undefined && !call.write(chunk)) {
           call.once("drain", () => writeFrom(index + 1));
@@ -414,10 +467,16 @@ class GrpcRaftTransport implements RaftTransport {
           }
         });
         call.on("end", finishOk);
-        call.on("error", (error: Error) => {
-          this.#logger.trace({ error: error.message }, "inbound stream error");
+        const forget = (): void => {
           this.#inbound.delete(finishOk);
           done = true;
+        };
+        // Peers cancel their streams when they close or drop this node. Such a call sees
+        // "end" only if grpc-js had nothing queued for it, and no "error"; "cancelled" it does.
+        call.on("cancelled", forget);
+        call.on("error", (error: Error) => {
+          this.#logger.trace({ error: error.message }, "inbound stream error");
+          forget();
         });
       },
       SendSnapshot: (call, callback) => {
@@ -426,35 +485,33 @@ class GrpcRaftTransport implements RaftTransport {
     };
   }
 
-  #receiveSnapshot(call: Parameters<RaftHandlers["SendSnapshot"]>[0], callback: Parameters<RaftHandlers["SendSnapshot"]>[1]): void {
+  #receiveSnapshot(call: SnapshotCall, callback: SnapshotCallback): void {
     const authorization = this.#authorize(call);
-    if (this.#closed || !authorization.ok) {
-      callback(grpcError(grpcStatus.PERMISSION_DENIED, "peer may not send snapshots"));
+    const refusal = this.#snapshotRefusal(authorization.ok);
+    if (refusal !== null) {
+      callback(grpcError(refusal.grpcStatus, refusal.message));
       return;
     }
-    let head: { message: Message; totalBytes: number } | null = null;
-    const chunks: Buffer[] = [];
+    const authorized = authorization.ok ? authorization.id : null;
+    let head: SnapshotHead | null = null;
+    let chunks: Buffer[] = [];
     let received = 0;
-    let done = false;
-    const fail = (error: unknown): void => {
-      if (done) return;
-      done = true;
-      this.#logger.warn({ error: errorMessage(error) }, "refusing snapshot transfer");
-      const code = isShoalError(error) ? error.grpcStatus : grpcStatus.INTERNAL;
-      callback(grpcError(code, errorMessage(error)));
+    const transfer: InboundSnapshot = {
+      from: null,
+      fail: (error) => {
+        if (!this.#inboundSnapshots.delete(transfer)) return;
+        chunks = [];
+        this.#logger.warn({ from: transfer.from, error: errorMessage(error) }, "refusing snapshot transfer");
+        const code = isShoalError(error) ? error.grpcStatus : grpcStatus.INTERNAL;
+        callback(grpcError(code, errorMessage(error)));
+      },
     };
+    this.#inboundSnapshots.add(transfer);
     call.on("data", (chunk: RaftSnapshotChunk__Output) => {
-      if (done) return;
+      if (!this.#inboundSnapshots.has(transfer)) return;
       try {
         if (chunk.part === "head" && head === null && chunk.head?.message != null) {
-          const from = this.#senderOf(chunk.head.message.from, authorization.id);
-          const message = this.#acceptMessage(messageFromWire(chunk.head.message), from);
-          const totalBytes = chunk.head.totalBytes;
-          if (message.type !== "snap" || message.snapshot === null) throw new InvalidArgumentError("snapshot head is not a snap message");
-          if (!Number.isSafeInteger(totalBytes) || totalBytes < 0 || totalBytes > snapshotTransferBytesMax) {
-            throw new InvalidArgumentError(`snapshot size ${totalBytes} exceeds snapshotTransferBytesMax ${snapshotTransferBytesMax}`);
-          }
-          head = { message, totalBytes };
+          head = this.#acceptSnapshotHead(transfer, chunk.head.message, chunk.head.totalBytes, authorized);
         } else if (chunk.part === "data" && head !== null && chunk.data !== undefined) {
           received += chunk.data.length;
           if (received > head.totalBytes) throw new InvalidArgumentError("snapshot data exceeds its announced size");
@@ -463,28 +520,73 @@ class GrpcRaftTransport implements RaftTransport {
           throw new InvalidArgumentError("snapshot chunks out of order: the head comes first, once");
         }
       } catch (error) {
-        fail(error);
+        transfer.fail(error);
       }
     });
     call.on("end", () => {
-      if (done) return;
+      if (!this.#inboundSnapshots.has(transfer)) return;
       if (head === null || received !== head.totalBytes) {
-        fail(new InvalidArgumentError(`snapshot transfer ended after ${received} bytes`));
+        transfer.fail(new InvalidArgumentError(`snapshot transfer ended after ${received} bytes`));
         return;
       }
-      done = true;
-      const { message } = head;
-      const snapshot = message.snapshot;
-      if (snapshot !== null) {
-        this.#stats.receivedMessages += 1;
-        this.#handler?.step({ ...message, snapshot: { metadata: snapshot.metadata, data: Buffer.concat(chunks) } });
-      }
+      this.#inboundSnapshots.delete(transfer);
+      // setHandler(null) and close() fail the transfers under way, so a node takes this one.
+      const handler = this.#handler;
+      assert(handler !== null, "an inbound snapshot transfer outlived the transport's handler");
+      const { message, snapshotMetadata } = head;
+      this.#stats.receivedMessages += 1;
+      handler.step({ ...message, snapshot: { metadata: snapshotMetadata, data: Buffer.concat(chunks) } });
       callback(null, { bytesReceived: received });
     });
+    // The sender cancelled or its connection broke: nobody waits for an answer. As with
+    // inbound streams, "end" may never come.
+    const forget = (): void => {
+      this.#inboundSnapshots.delete(transfer);
+      chunks = [];
+    };
+    call.on("cancelled", forget);
     call.on("error", (error: Error) => {
-      done = true;
       this.#logger.trace({ error: error.message }, "inbound snapshot call error");
+      forget();
     });
+  }
+
+  /** Why a new inbound snapshot transfer is refused before any of it is read, or null. */
+  #snapshotRefusal(authorized: boolean): ShoalError | null {
+    // UNAVAILABLE rather than an acknowledgement: the sender reports the snapshot failed,
+    // and raft sends it again once the follower answers (after a restart, say).
+    if (this.#closed) return new UnavailableError(`the raft transport of node ${this.id} is closed`);
+    if (!authorized) return new PermissionDeniedError("peer may not send snapshots");
+    if (this.#handler === null) {
+      return new UnavailableError(`the raft node ${this.id} is not running, so it cannot install a snapshot`);
+    }
+    return null;
+  }
+
+  /** Validates a transfer's head and claims the sender's one transfer slot for it. */
+  #acceptSnapshotHead(transfer: InboundSnapshot, wire: RaftMessage__Output, totalBytes: number, authorized: NodeId | null): SnapshotHead {
+    const from = this.#senderOf(wire.from, authorized);
+    const message = this.#acceptMessage(messageFromWire(wire), from);
+    if (message.type !== "snap" || message.snapshot === null) throw new InvalidArgumentError("snapshot head is not a snap message");
+    if (!Number.isSafeInteger(totalBytes) || totalBytes < 0 || totalBytes > snapshotTransferBytesMax) {
+      throw new InvalidArgumentError(`snapshot size ${totalBytes} exceeds snapshotTransferBytesMax ${snapshotTransferBytesMax}`);
+    }
+    // A leader sends one snapshot per follower at a time, and sends it again after a
+    // failure: a second transfer is refused rather than buffered beside the first.
+    for (const other of this.#inboundSnapshots) {
+      if (other.from === from) {
+        throw new ResourceExhaustedError(
+          `node ${from} is already sending a snapshot to node ${this.id}; one transfer per sender at a time, retry when it ends`,
+        );
+      }
+    }
+    transfer.from = from;
+    this.#logger.debug({ from, index: message.snapshot.metadata.index, totalBytes }, "receiving a snapshot");
+    return { message, snapshotMetadata: message.snapshot.metadata, totalBytes };
+  }
+
+  #failInboundSnapshots(error: UnavailableError): void {
+    for (const transfer of [...this.#inboundSnapshots]) transfer.fail(error);
   }
 
   grpcService(): GrpcService {
@@ -513,8 +615,10 @@ class GrpcRaftTransport implements RaftTransport {
     this.#handler = null;
     for (const peer of this.#peers.values()) this.#closePeer(peer);
     this.#peers.clear();
-    // End inbound streams so that the server's graceful shutdown does not wait for peers.
+    // End inbound calls so that the server's graceful shutdown does not wait for peers, and
+    // so that a server shared with other services (the daemon's) stops reading them.
     for (const finish of [...this.#inbound]) finish();
+    this.#failInboundSnapshots(new UnavailableError(`the raft transport of node ${this.id} closed during the snapshot transfer`));
     await this.#server?.close();
     this.#server = null;
   }
