@@ -24,6 +24,8 @@ const logger = pino({ level: "silent" });
 const raftService = loadProto<RaftProto>("shoal/v1/raft.proto").shoal.v1.Raft.service;
 /** Well under the ~15 s a grpc keepalive takes to give up on a hung call. */
 const cancelTimeoutMs = 5_000;
+/** A deadline for each test as a whole: a call's outcome is awaited without one. */
+const testOptions = { timeout: 20_000 };
 
 class Recorder implements RaftTransportHandler {
   readonly messages: Message[] = [];
@@ -161,7 +163,7 @@ async function startReceiver(
   return { two, server, client, calls: () => calls, headsAccepted: () => headsAccepted };
 }
 
-test("close() cancels an outbound snapshot transfer and the stream to a hung peer, and reports nothing afterwards", async (t) => {
+test("close() cancels an outbound snapshot transfer and the stream to a hung peer, and reports nothing afterwards", testOptions, async (t) => {
   const peer = await startHungPeer(t);
   const one = createGrpcRaftTransport({ id: 1, logger, clock: systemClock });
   t.after(() => one.close());
@@ -186,7 +188,7 @@ test("close() cancels an outbound snapshot transfer and the stream to a hung pee
   assert.deepEqual(recorder.unreachable, []);
 });
 
-test("removePeer() cancels the snapshot transfer to the peer and reports it failed, as raft needs to send it again", async (t) => {
+test("removePeer() cancels the snapshot transfer to the peer and reports it failed, as raft needs to send it again", testOptions, async (t) => {
   const peer = await startHungPeer(t);
   const one = createGrpcRaftTransport({ id: 1, logger, clock: systemClock });
   t.after(() => one.close());
@@ -207,7 +209,7 @@ test("removePeer() cancels the snapshot transfer to the peer and reports it fail
   assert.equal(one.stats().snapshotsSent, 0);
 });
 
-test("close() fails an inbound snapshot transfer under way with UNAVAILABLE instead of acknowledging it", async (t) => {
+test("close() fails an inbound snapshot transfer under way with UNAVAILABLE instead of acknowledging it", testOptions, async (t) => {
   const { two, client, calls } = await startReceiver(t);
   const recorder = new Recorder();
   two.setHandler(recorder);
@@ -224,7 +226,7 @@ test("close() fails an inbound snapshot transfer under way with UNAVAILABLE inst
   assert.deepEqual(recorder.messages, []);
 });
 
-test("a snapshot for a node whose handler is null, or is cleared during the transfer, is refused with UNAVAILABLE", async (t) => {
+test("a snapshot for a node whose handler is null, or is cleared during the transfer, is refused with UNAVAILABLE", testOptions, async (t) => {
   const { two, client, calls } = await startReceiver(t);
 
   const beforeStart = await finishTransfer(startTransfer(client, { from: 1, to: 2, totalBytes: 1024 }), 1024);
@@ -242,7 +244,7 @@ test("a snapshot for a node whose handler is null, or is cleared during the tran
   assert.deepEqual(recorder.messages, []);
 });
 
-test("one inbound snapshot transfer per sender at a time: a concurrent second one is refused with RESOURCE_EXHAUSTED", async (t) => {
+test("one inbound snapshot transfer per sender at a time: a concurrent second one is refused with RESOURCE_EXHAUSTED", testOptions, async (t) => {
   const { two, client, headsAccepted } = await startReceiver(t);
   const recorder = new Recorder();
   two.setHandler(recorder);
@@ -260,7 +262,7 @@ test("one inbound snapshot transfer per sender at a time: a concurrent second on
   assert.equal(recorder.messages.length, 2);
 });
 
-test("a transfer its sender cancelled frees the sender's slot", async (t) => {
+test("a transfer its sender cancelled frees the sender's slot", testOptions, async (t) => {
   const { two, client, headsAccepted } = await startReceiver(t);
   const recorder = new Recorder();
   two.setHandler(recorder);
