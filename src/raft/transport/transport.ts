@@ -12,11 +12,11 @@ import type {
 
 import type { Clock } from "../../common/clock.js";
 import {
+  CancelledError,
   errorMessage,
   InvalidArgumentError,
   isShoalError,
   PermissionDeniedError,
-  ResourceExhaustedError,
   UnavailableError,
 } from "../../common/errors.js";
 import type { ShoalError } from "../../common/errors.js";
@@ -69,8 +69,8 @@ export interface RaftTransportStats {
  * Moves raft messages between managers over gRPC. One client stream per peer carries
  * batches; snapshots go through their own chunked call. Delivery is best effort, as raft
  * expects: on a broken stream or a full queue messages are dropped, counted and reported
- * unreachable, and the stream is reopened with exponential backoff. Each peer may have one
- * inbound snapshot transfer at a time; another is refused with RESOURCE_EXHAUSTED.
+ * unreachable, and the stream is reopened with exponential backoff. Each peer has at most
+ * one inbound snapshot transfer: a newer one from the same peer replaces it.
  */
 export interface RaftTransport {
   readonly id: NodeId;
@@ -571,14 +571,12 @@ class GrpcRaftTransport implements RaftTransport {
     if (!Number.isSafeInteger(totalBytes) || totalBytes < 0 || totalBytes > snapshotTransferBytesMax) {
       throw new InvalidArgumentError(`snapshot size ${totalBytes} exceeds snapshotTransferBytesMax ${snapshotTransferBytesMax}`);
     }
-    // A leader sends one snapshot per follower at a time, and sends it again after a
-    // failure: a second transfer is refused rather than buffered beside the first.
-    for (const other of this.#inboundSnapshots) {
-      if (other.from === from) {
-        throw new ResourceExhaustedError(
-          `node ${from} is already sending a snapshot to node ${this.id}; one transfer per sender at a time, retry when it ends`,
-        );
-      }
+    // A leader sends one snapshot per follower at a time and sends another only once the
+    // previous one failed on its side, so an older transfer from the same sender is dead,
+    // even if its connection has not been noticed broken yet (a vanished host): it gives
+    // way rather than being buffered beside the new one, or blocking it.
+    for (const other of [...this.#inboundSnapshots]) {
+      if (other.from === from) other.fail(new CancelledError(`replaced by a newer snapshot transfer from node ${from}`));
     }
     transfer.from = from;
     this.#logger.debug({ from, index: message.snapshot.metadata.index, totalBytes }, "receiving a snapshot");
