@@ -14,11 +14,12 @@ import { newMessage } from "../../../src/raft/core/message.js";
 import type { Message, NodeId } from "../../../src/raft/core/types.js";
 import { messageToWire } from "../../../src/raft/transport/message-codec.js";
 import { createGrpcRaftTransport } from "../../../src/raft/transport/transport.js";
-import type { RaftTransport, RaftTransportHandler } from "../../../src/raft/transport/transport.js";
+import type { RaftTransport } from "../../../src/raft/transport/transport.js";
 import { loadProto } from "../../../src/rpc/proto.js";
 import { startGrpcServer } from "../../../src/rpc/server.js";
 import type { GrpcServer } from "../../../src/rpc/server.js";
 import { waitFor } from "../../helpers/wait.js";
+import { Recorder } from "./recorder.js";
 
 const logger = pino({ level: "silent" });
 const raftService = loadProto<RaftProto>("shoal/v1/raft.proto").shoal.v1.Raft.service;
@@ -27,20 +28,6 @@ const cancelTimeoutMs = 5_000;
 /** A deadline for each test as a whole: a call's outcome is awaited without one. */
 const testOptions = { timeout: 20_000 };
 
-class Recorder implements RaftTransportHandler {
-  readonly messages: Message[] = [];
-  readonly unreachable: NodeId[] = [];
-  readonly snapshots: [NodeId, string][] = [];
-  step(message: Message): void {
-    this.messages.push(message);
-  }
-  reportUnreachable(id: NodeId): void {
-    this.unreachable.push(id);
-  }
-  reportSnapshot(id: NodeId, status: "finish" | "failure"): void {
-    this.snapshots.push([id, status]);
-  }
-}
 
 function snapMessage(from: NodeId, to: NodeId, data: Buffer): Message {
   return newMessage({
@@ -163,13 +150,21 @@ async function startReceiver(
   return { two, server, client, calls: () => calls, headsAccepted: () => headsAccepted };
 }
 
-test("close() cancels an outbound snapshot transfer and the stream to a hung peer, and reports nothing afterwards", testOptions, async (t) => {
+/** Node 1's transport, with node 2 a peer that accepts calls and never answers them. */
+async function startSenderToHungPeer(
+  t: { after: (fn: () => Promise<void>) => void },
+): Promise<{ peer: { address: string; calls: HungCall[] }; one: RaftTransport; recorder: Recorder }> {
   const peer = await startHungPeer(t);
   const one = createGrpcRaftTransport({ id: 1, logger, clock: systemClock });
   t.after(() => one.close());
   const recorder = new Recorder();
   one.setHandler(recorder);
   one.addPeer(2, peer.address);
+  return { peer, one, recorder };
+}
+
+test("close() cancels an outbound snapshot transfer and the stream to a hung peer, and reports nothing afterwards", testOptions, async (t) => {
+  const { peer, one, recorder } = await startSenderToHungPeer(t);
   one.send([newMessage({ type: "heartbeat", from: 1, to: 2, term: 1 }), snapMessage(1, 2, Buffer.alloc(3 * 1024 * 1024, 7))]);
   await waitFor("the stream and the transfer under way at the peer", () =>
     (hungCall(peer.calls, "stream")?.chunks ?? 0) > 0 && (hungCall(peer.calls, "snapshot")?.chunks ?? 0) > 0 ? true : undefined,
@@ -189,12 +184,7 @@ test("close() cancels an outbound snapshot transfer and the stream to a hung pee
 });
 
 test("removePeer() cancels the snapshot transfer to the peer and reports it failed, as raft needs to send it again", testOptions, async (t) => {
-  const peer = await startHungPeer(t);
-  const one = createGrpcRaftTransport({ id: 1, logger, clock: systemClock });
-  t.after(() => one.close());
-  const recorder = new Recorder();
-  one.setHandler(recorder);
-  one.addPeer(2, peer.address);
+  const { peer, one, recorder } = await startSenderToHungPeer(t);
   one.send([snapMessage(1, 2, Buffer.alloc(3 * 1024 * 1024, 7))]);
   await waitFor("the transfer under way at the peer", () => ((hungCall(peer.calls, "snapshot")?.chunks ?? 0) > 0 ? true : undefined));
 

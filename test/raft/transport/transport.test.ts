@@ -7,9 +7,10 @@ import { systemClock } from "../../../src/common/clock.js";
 import { newMessage } from "../../../src/raft/core/message.js";
 import type { Message, NodeId } from "../../../src/raft/core/types.js";
 import { createGrpcRaftTransport, reconnectBackoffMsMin } from "../../../src/raft/transport/transport.js";
-import type { RaftTransport, RaftTransportHandler } from "../../../src/raft/transport/transport.js";
+import type { RaftTransport } from "../../../src/raft/transport/transport.js";
 import { FakeClock } from "../../helpers/fake-clock.js";
 import { waitFor } from "../../helpers/wait.js";
+import { Recorder } from "./recorder.js";
 
 const logger = pino({ level: "silent" });
 
@@ -17,20 +18,6 @@ function message(partial: Partial<Message> & Pick<Message, "type" | "from" | "to
   return newMessage({ term: 1, ...partial });
 }
 
-class Recorder implements RaftTransportHandler {
-  readonly messages: Message[] = [];
-  readonly unreachable: NodeId[] = [];
-  readonly snapshots: [NodeId, string][] = [];
-  step(m: Message): void {
-    this.messages.push(m);
-  }
-  reportUnreachable(id: NodeId): void {
-    this.unreachable.push(id);
-  }
-  reportSnapshot(id: NodeId, status: "finish" | "failure"): void {
-    this.snapshots.push([id, status]);
-  }
-}
 
 async function pair(
   t: { after: (fn: () => Promise<void>) => void },
