@@ -541,7 +541,8 @@ export class RaftNode {
     // The snapshot is on disk, so its acknowledgement may leave now: the leader learns
     // of it while the state machine loads it, which can take many turns of the event loop.
     if (messagesAfter !== null && messagesAfter.length > 0) this.#transport.send(messagesAfter);
-    await this.#applySnapshot(ready.snapshot.metadata.index, ready.snapshot.data, ready.snapshot.metadata.confState);
+    const { metadata } = ready.snapshot;
+    await this.#applySnapshot(metadata.index, ready.snapshot.data, metadata.confState, ready.softState?.leader ?? this.#leader);
     this.#finishReady(ready, null, applied);
   }
 
@@ -572,12 +573,17 @@ export class RaftNode {
     this.#reads.onApplied(this.#applied);
   }
 
-  async #applySnapshot(index: number, data: Uint8Array, confState: ConfState): Promise<void> {
+  /** `leader`, who sent the snapshot, stays a peer even when the snapshot does not list it. */
+  async #applySnapshot(index: number, data: Uint8Array, confState: ConfState, leader: NodeId): Promise<void> {
     const envelope = decodeSnapshotEnvelope(data);
     await this.#stateMachine.restore(envelope.data);
     for (const [id, address] of envelope.members) this.#setMember(id, address);
     for (const id of [...this.#members.keys()]) {
-      if (!envelope.members.has(id)) this.#removeMember(id);
+      // A snapshot taken before the leader joined does not list it. Dropped, it could not
+      // be answered: the leader would wait for an answer to the snapshot (or to a heartbeat)
+      // before sending the entries that add it back, and lose its quorum. Those entries add
+      // it, or remove it, for good.
+      if (!envelope.members.has(id) && id !== leader) this.#removeMember(id);
     }
     this.#confState = confState;
     this.#applied = index;

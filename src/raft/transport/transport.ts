@@ -82,7 +82,7 @@ export interface RaftTransport {
   setHandler(handler: RaftTransportHandler | null): void;
   /** Adds or re-addresses a peer ("host:port"). */
   addPeer(id: NodeId, address: string): void;
-  /** Cancels the calls to the peer; a snapshot being sent to it is reported failed. */
+  /** Ends the stream to the peer (what was sent still goes out); a snapshot being sent to it is cancelled and reported failed. */
   removePeer(id: NodeId): void;
   peers(): ReadonlyMap<NodeId, string>;
   /** Queues messages for their peers and starts writing them; never blocks, never throws for a peer's state. */
@@ -226,24 +226,30 @@ class GrpcRaftTransport implements RaftTransport {
     const peer = this.#peers.get(id);
     if (peer === undefined) return;
     this.#peers.delete(id);
-    this.#closePeer(peer);
+    this.#closePeer(peer, { flush: true });
   }
 
-  #closePeer(peer: PeerConnection): void {
+  /**
+   * Stops the calls to `peer`. With `flush`, its stream is ended rather than cancelled, so
+   * that messages already written still go out: a follower that installs a snapshot
+   * answers it and then drops the members the snapshot does not list.
+   */
+  #closePeer(peer: PeerConnection, options: { flush: boolean }): void {
     peer.closed = true;
     peer.cancelRetry?.();
     peer.cancelRetry = null;
     this.#stats.droppedMessages += peer.queue.length;
     peer.queue = [];
-    // Both calls are cancelled, not ended: Channel.close() fails only calls that have not
-    // started, and end() only half-closes, so a transfer would run on holding the snapshot's
-    // bytes, and a stream to a hung peer would linger until keepalive gives up on it. The
-    // transfer's callback reports it failed (once close() has cleared the handler, to nobody).
+    // Cancelled, not ended: Channel.close() fails only calls that have not started, and
+    // end() only half-closes, so a transfer would run on holding the snapshot's bytes, and a
+    // stream to a hung peer would linger until keepalive gives up on it. The transfer's
+    // callback reports it failed (once close() has cleared the handler, to nobody).
     const stream = peer.stream;
     const snapshot = peer.snapshot;
     peer.stream = null;
     peer.snapshot = null;
-    stream?.cancel();
+    if (options.flush) stream?.end();
+    else stream?.cancel();
     snapshot?.cancel();
     peer.client.close();
   }
@@ -611,7 +617,7 @@ class GrpcRaftTransport implements RaftTransport {
     if (this.#closed) return;
     this.#closed = true;
     this.#handler = null;
-    for (const peer of this.#peers.values()) this.#closePeer(peer);
+    for (const peer of this.#peers.values()) this.#closePeer(peer, { flush: false });
     this.#peers.clear();
     // End inbound calls so that the server's graceful shutdown does not wait for peers, and
     // so that a server shared with other services (the daemon's) stops reading them.

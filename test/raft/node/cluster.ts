@@ -133,6 +133,8 @@ export interface TestClusterOptions {
   readonly walOpenSegment?: (id: NodeId) => SegmentOpener;
   /** Opens each member's snapshot files for writing (timing injection); real files by default. */
   readonly snapshotOpenFile?: (id: NodeId) => SnapshotFileOpener;
+  /** Wraps each member's transport (message loss injection); the gRPC transport by default. */
+  readonly wrapTransport?: (id: NodeId, transport: RaftTransport) => RaftTransport;
 }
 
 /** Raft members in one process over real gRPC on loopback, with real WALs in temp dirs. */
@@ -185,7 +187,8 @@ export class TestCluster {
   /** Starts (or restarts) a member; the first start of each picks a free port. */
   async startMember(id: NodeId, options: { bootstrap: boolean }): Promise<RaftNode> {
     const member = this.member(id);
-    const transport = createGrpcRaftTransport({ id, logger: testLogger, clock: systemClock });
+    const grpcTransport = createGrpcRaftTransport({ id, logger: testLogger, clock: systemClock });
+    const transport = this.#options.wrapTransport?.(id, grpcTransport) ?? grpcTransport;
     member.transport = transport;
     const [host, port] = member.address === "" ? ["127.0.0.1", 0] : member.address.split(":");
     member.address = await transport.listen({ host: host ?? "127.0.0.1", port: Number(port) });
