@@ -40,6 +40,8 @@ export const readyLineBytesMax = 64 * 1024;
 export interface DetachedOptions {
   signal?: AbortSignal;
   env?: NodeJS.ProcessEnv;
+  /** The program's working directory; this process's by default. */
+  cwd?: string;
 }
 
 /** Something that runs helper programs the way runCommand and startDetached promise to. */
@@ -109,7 +111,12 @@ function firstLine(stream: Readable): Promise<string> {
 export async function spawnDetached(file: string, args: readonly string[], options: DetachedOptions = {}): Promise<string> {
   const { signal } = options;
   if (signal?.aborted === true) throw new CancelledError(`${file} cancelled`, { cause: signal.reason });
-  const child = spawn(file, args, { stdio: ["ignore", "ignore", "ignore", "pipe"], env: options.env ?? process.env, detached: true });
+  const child = spawn(file, args, {
+    stdio: ["ignore", "ignore", "ignore", "pipe"],
+    env: options.env ?? process.env,
+    detached: true,
+    ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+  });
   const ready = child.stdio[3];
   const spawnError = new Promise<never>((_, reject) => {
     child.once("error", (error) => reject(new UnavailableError(`cannot run ${file}: ${error.message}`, { cause: error })));

@@ -33,8 +33,8 @@ process.on("message", (message: unknown) => {
 });
 
 async function start(request: SpawnerStartRequest, signal: AbortSignal): Promise<SpawnerReply> {
-  const { id, file, args, env } = request;
-  return { id, ready: await spawnDetached(file, args, { signal, ...(env === undefined ? {} : { env }) }) };
+  const { id, file, args, env, cwd } = request;
+  return { id, ready: await spawnDetached(file, args, { signal, ...(env === undefined ? {} : { env }), ...(cwd === undefined ? {} : { cwd }) }) };
 }
 
 async function run(request: SpawnerRunRequest, signal: AbortSignal): Promise<SpawnerReply> {

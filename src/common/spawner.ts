@@ -35,6 +35,7 @@ export interface SpawnerStartRequest {
   file: string;
   args: string[];
   env?: Record<string, string>;
+  cwd?: string;
 }
 
 export interface SpawnerCancelRequest {
@@ -69,11 +70,14 @@ export function parseSpawnerRequest(message: unknown): SpawnerRequest {
   const id = requestId(message["id"]);
   if (message["kind"] === "cancel") return { kind: "cancel", id };
   if (message["kind"] !== "run" && message["kind"] !== "start") throw new TypeError(`unknown spawner request kind ${String(message["kind"])}`);
-  const { file, args, input, env, timeoutMs, resolveOnSuccessfulExit } = message;
+  const { file, args, input, env, cwd, timeoutMs, resolveOnSuccessfulExit } = message;
   if (typeof file !== "string" || file === "") throw new TypeError("a spawner request needs a program to run");
   if (!isStringArray(args)) throw new TypeError("spawner request arguments must be strings");
   if (env !== undefined && !isStringRecord(env)) throw new TypeError("spawner request environment must map names to strings");
-  if (message["kind"] === "start") return { kind: "start", id, file, args, ...(env === undefined ? {} : { env }) };
+  if (message["kind"] === "start") {
+    if (cwd !== undefined && (typeof cwd !== "string" || cwd === "")) throw new TypeError("spawner request working directory must be a path");
+    return { kind: "start", id, file, args, ...(env === undefined ? {} : { env }), ...(cwd === undefined ? {} : { cwd }) };
+  }
   if (input !== undefined && typeof input !== "string") throw new TypeError("spawner request input must be a string");
   if (timeoutMs !== undefined && (typeof timeoutMs !== "number" || !(timeoutMs > 0))) throw new TypeError("spawner request timeout must be positive");
   if (resolveOnSuccessfulExit !== undefined && typeof resolveOnSuccessfulExit !== "boolean") {
@@ -161,6 +165,7 @@ export class CommandSpawner implements CommandLauncher {
       file,
       args: [...args],
       ...(options.env === undefined ? {} : { env: definedEnv(options.env) }),
+      ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
     };
     return this.#request(request, options.signal, (reply) => ("ready" in reply ? reply.ready : undefined));
   }

@@ -150,6 +150,8 @@ test("startDetached answers with the first line the program writes on fd 3, and 
   const stopRouting = routeCommandsThrough(spawner);
   try {
     assert.notEqual(await startDetached("/bin/sh", ["-c", "echo $PPID >&3"]), `${process.pid}\n`);
+    // conmon writes files into its working directory: the spawner must honour it.
+    assert.equal(await startDetached("/bin/sh", ["-c", "pwd >&3"], { cwd: "/tmp" }), "/tmp\n");
   } finally {
     stopRouting();
   }
@@ -167,6 +169,8 @@ test("requests and replies from the other process are parsed, not trusted", () =
   assert.deepEqual(parseSpawnerReply({ id: 3, error: "no" }), { id: 3, error: "no" });
   assert.deepEqual(parseSpawnerReply({ id: 4, ready: "x\n" }), { id: 4, ready: "x\n" });
   assert.deepEqual(parseSpawnerRequest({ kind: "start", id: 5, file: "/bin/true", args: ["a"] }), { kind: "start", id: 5, file: "/bin/true", args: ["a"] });
+  assert.deepEqual(parseSpawnerRequest({ kind: "start", id: 5, file: "/bin/true", args: [], cwd: "/tmp" }), { kind: "start", id: 5, file: "/bin/true", args: [], cwd: "/tmp" });
+  assert.throws(() => parseSpawnerRequest({ kind: "start", id: 5, file: "/bin/true", args: [], cwd: 7 }), TypeError);
   assert.throws(() => parseSpawnerReply({ id: 3, result: { code: "0", stdout: "", stderr: "" } }), TypeError);
   assert.throws(() => parseSpawnerReply(null), TypeError);
 });

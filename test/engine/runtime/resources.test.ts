@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { test } from "node:test";
 
 import { containerSkipReason, createEngineFixture, readLogs, waitFor, waitForLog } from "./helpers.js";
@@ -8,6 +8,8 @@ const options = { skip: containerSkipReason() ?? false, timeout: 30_000 };
 const mib = 1024 * 1024;
 
 test("a container allocating past its memory limit is OOM-killed and reported OOMKilled", options, async (t) => {
+  // conmon also writes an "oom" file into its working directory, which must not be ours.
+  const strayBefore = await stat("oom").catch(() => null);
   const engine = await (await createEngineFixture(t)).open();
   const { id } = await engine.containers.create({
     image: "busybox",
@@ -21,6 +23,7 @@ test("a container allocating past its memory limit is OOM-killed and reported OO
   assert.equal(status.exitCode, 137);
   assert.equal(status.oomKilled, true);
   assert.equal(engine.containers.inspect(id).state.oomKilled, true);
+  if (strayBefore === null) assert.equal(await stat("oom").catch(() => null), null, `conmon left an oom file in ${process.cwd()}`);
 });
 
 test("limits reach the cgroup and stats read it: memory, cpu quota, pids", options, async (t) => {

@@ -123,6 +123,9 @@ export async function runWithConmon(options: {
   // init's pid (or the failure) there. Its own errors go to syslog.
   const syncText = await startDetached(options.conmonPath, conmonArguments(options), {
     env: conmonEnvironment(process.env),
+    // conmon writes an "oom" file into its working directory on each OOM kill (besides the
+    // one in its persist dir), as CRI-O runs it in the container's own directory.
+    cwd: options.paths.bundle,
     ...(options.signal === undefined ? {} : { signal: options.signal }),
   });
   const sync = parseConmonSync(syncText);
