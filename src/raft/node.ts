@@ -279,7 +279,6 @@ export class RaftNode {
     this.#reads = new PendingReads({
       clock: this.#clock,
       timeoutMs: this.#tickMs * this.#electionTicks * 2,
-      nodeId: options.id,
       nonce: this.#nonce,
     });
     this.#leaderSends = new CommitNoticeHold({

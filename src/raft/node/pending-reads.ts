@@ -2,7 +2,7 @@ import { addAbortListener } from "node:events";
 
 import type { Clock } from "../../common/clock.js";
 import { CancelledError, UnavailableError } from "../../common/errors.js";
-import type { NodeId, ReadState } from "../core/types.js";
+import type { ReadState } from "../core/types.js";
 
 /** ReadIndex requests waiting on this node; beyond this readIndex() refuses. */
 export const pendingReadsMax = 10_000;
@@ -24,7 +24,6 @@ export class PendingReads {
   readonly #clock: Clock;
   readonly #timeoutMs: number;
   readonly #reads = new Map<string, PendingRead>();
-  readonly #nodeId: NodeId;
   readonly #nonce: number;
   #counter = 0;
 
@@ -32,13 +31,12 @@ export class PendingReads {
    * `nonce` must be drawn afresh each time the node starts. A ReadState names its read by
    * context alone, and the leader's answer may arrive long after the request was sent: if
    * contexts restarted from the same value, a read from before a restart could resolve one
-   * issued after it, with an older index (a stale read). The node id keeps two members'
-   * contexts apart, so a context names one read in the whole cluster.
+   * issued after it, with an older index (a stale read). Other members' equal contexts do
+   * not collide: the leader keys reads by requester and context (see ReadOnly).
    */
-  constructor(options: { clock: Clock; timeoutMs: number; nodeId: NodeId; nonce: number }) {
+  constructor(options: { clock: Clock; timeoutMs: number; nonce: number }) {
     this.#clock = options.clock;
     this.#timeoutMs = options.timeoutMs;
-    this.#nodeId = options.nodeId;
     this.#nonce = options.nonce;
   }
 
@@ -47,10 +45,9 @@ export class PendingReads {
       throw new UnavailableError(`${pendingReadsMax} linearizable reads are already waiting: retry later`);
     }
     this.#counter += 1;
-    const context = Buffer.alloc(24);
-    context.writeBigUInt64BE(BigInt(this.#nodeId), 0);
-    context.writeBigUInt64BE(BigInt(this.#nonce), 8);
-    context.writeBigUInt64BE(BigInt(this.#counter), 16);
+    const context = Buffer.alloc(16);
+    context.writeBigUInt64BE(BigInt(this.#nonce), 0);
+    context.writeBigUInt64BE(BigInt(this.#counter), 8);
     const key = context.toString("hex");
     const done = new Promise<number>((resolve, reject) => {
       const cancelTimer = this.#clock.setTimer(this.#timeoutMs, () => {

@@ -327,12 +327,6 @@ function restIsZero(bytes: Uint8Array, start: number): boolean {
   return true;
 }
 
-function isZeroRange(bytes: Uint8Array, offset: number, length: number): boolean {
-  const end = Math.min(bytes.length, offset + length);
-  for (let position = offset; position < end; position += 1) if (bytes[position] !== 0) return false;
-  return true;
-}
-
 /**
  * Replays one segment into `replay`. A segment created by this version starts with a batch;
  * one that starts with a format 1 segment header record is read by the format 1 rules. A
@@ -355,8 +349,8 @@ function readSegment(segment: SegmentName, bytes: Buffer, isLast: boolean, repla
 function readBatchedSegment(segment: SegmentName, bytes: Buffer, isLast: boolean, replay: WalReplay): SegmentReadResult {
   let offset = 0;
   while (offset < bytes.length) {
-    // Preallocated zeros: no batch header is all zeros (it starts with the magic number).
-    if (isZeroRange(bytes, offset, batchHeaderBytes) && restIsZero(bytes, offset)) break;
+    // Preallocated zeros: no batch header starts with a zero byte (the magic number).
+    if (restIsZero(bytes, offset)) break;
     const batch = checkBatch(bytes, offset);
     if ("problem" in batch) {
       // A later batch was written only after this one's fsync returned: this one was synced,
@@ -398,9 +392,7 @@ function readChecksummedSegment(segment: SegmentName, bytes: Buffer, isLast: boo
   };
   while (offset < bytes.length) {
     // Preallocated zeros: no record has an all-zero header (record types start at 1).
-    if (isZeroRange(bytes, offset, checksummedRecordHeaderBytes) && restIsZero(bytes, offset)) {
-      return { validBytes: offset, tornBytes: 0, formatVersion };
-    }
+    if (restIsZero(bytes, offset)) return { validBytes: offset, tornBytes: 0, formatVersion };
     if (bytes.length - offset < checksummedRecordHeaderBytes) return torn("incomplete record header");
     const length = bytes.readUInt32LE(offset);
     const end = offset + checksummedRecordHeaderBytes + length;
