@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 import { ApiClient, DaemonResponseError, readAll } from "../../src/cli/client.js";
 import { asArray, asRecord, stringField } from "../../src/cli/parse.js";
 import { systemClock } from "../../src/common/clock.js";
+import { daemonNodeFlags } from "../../src/common/runtime-flags.js";
 import { UnavailableError } from "../../src/common/errors.js";
 import { buildDemoArchive } from "../../src/engine/images/index.js";
 import { removeStoppedEngineState } from "../../src/engine/index.js";
@@ -44,7 +45,7 @@ export async function startBenchDaemon(options: { signal: AbortSignal }): Promis
   const socketPath = join(dir, "shoald.sock");
   const child = spawn(
     process.execPath,
-    [shoaldPath, "--data-dir", dataDir, "--run-dir", runDir, "--socket", socketPath, "--listen-addr", "127.0.0.1:0", "--log-level", "info"],
+    [...daemonNodeFlags, shoaldPath, "--data-dir", dataDir, "--run-dir", runDir, "--socket", socketPath, "--listen-addr", "127.0.0.1:0", "--log-level", "info"],
     { stdio: ["ignore", "ignore", "pipe"] },
   );
   let log = "";

@@ -10,6 +10,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
+import { daemonNodeFlags } from "../../src/common/runtime-flags.js";
+
 const kvNodeScript = fileURLToPath(new URL("./kv-node.js", import.meta.url));
 
 /** Ports the kernel hands out for port 0; released before use, which is fine on a quiet loopback. */
@@ -99,14 +101,17 @@ export class KvCluster {
   readonly root: string;
   readonly #client = new HttpClient(16);
   readonly #logLevel: string;
+  readonly #snapshotEvery: number | undefined;
 
-  private constructor(root: string, members: KvMember[], logLevel: string) {
+  private constructor(root: string, members: KvMember[], logLevel: string, snapshotEvery: number | undefined) {
     this.root = root;
     this.members = members;
     this.#logLevel = logLevel;
+    this.#snapshotEvery = snapshotEvery;
   }
 
-  static async start(options: { size: number; logLevel?: string }): Promise<KvCluster> {
+  /** `snapshotEvery`: applied entries between a member's snapshots (kv-node's default otherwise). */
+  static async start(options: { size: number; logLevel?: string; snapshotEvery?: number }): Promise<KvCluster> {
     const root = await mkdtemp(join(tmpdir(), "shoal-kv-"));
     const ports = await freePorts(options.size * 2);
     const members = Array.from({ length: options.size }, (_, i) => ({
@@ -116,7 +121,7 @@ export class KvCluster {
       dataDir: join(root, `node-${i + 1}`),
       process: null,
     }));
-    const cluster = new KvCluster(root, members, options.logLevel ?? "warn");
+    const cluster = new KvCluster(root, members, options.logLevel ?? "warn", options.snapshotEvery);
     try {
       await Promise.all(members.map((member) => cluster.startMember(member.id)));
     } catch (error) {
@@ -144,9 +149,11 @@ export class KvCluster {
     const child = spawn(
       process.execPath,
       [
+        ...daemonNodeFlags,
         kvNodeScript,
         ...["--id", String(id), "--data-dir", member.dataDir, "--raft-address", `127.0.0.1:${member.raftPort}`],
         ...["--http-port", String(member.httpPort), "--members", membersArgument, "--bootstrap", "--log-level", this.#logLevel],
+        ...(this.#snapshotEvery === undefined ? [] : ["--snapshot-every", String(this.#snapshotEvery)]),
       ],
       { stdio: ["ignore", "pipe", "pipe"] },
     );

@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { ApiClient } from "../cli/client.js";
 import type { Clock } from "../common/clock.js";
 import { DeadlineExceededError, FailedPreconditionError, UnavailableError, errorMessage, throwIfAborted, systemErrorCode } from "../common/errors.js";
+import { daemonNodeFlags } from "../common/runtime-flags.js";
 import { labGrpcPort } from "./names.js";
 import { labHostNsenterArgs } from "./network.js";
 import type { LabHostState } from "./state.js";
@@ -68,6 +69,7 @@ export async function spawnShoald(host: LabHostState): Promise<number> {
     const args = [
       ...labHostNsenterArgs(host),
       process.execPath,
+      ...daemonNodeFlags,
       shoaldPath,
       ...["--data-dir", host.dataDir, "--run-dir", host.runDir, "--socket", host.socket],
       ...["--listen-addr", address, "--advertise-addr", address, "--log-level", process.env["SHOAL_LAB_LOG_LEVEL"] ?? "info"],

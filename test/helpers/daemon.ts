@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { ApiClient } from "../../src/cli/client.js";
+import { daemonNodeFlags } from "../../src/common/runtime-flags.js";
 import { releaseEngineRunDirectory, removeStoppedEngineState } from "../../src/engine/index.js";
 import { asArray, asRecord, stringField } from "../../src/cli/parse.js";
 import { run, type RunResult } from "./run.js";
@@ -71,7 +72,7 @@ export async function startTestDaemon(options: { dir?: string; extraArgs?: reado
   const socketPath = join(dir, "shoald.sock");
   const child = spawn(
     process.execPath,
-    [shoaldPath, "--data-dir", dataDir, "--run-dir", runDir, "--socket", socketPath, "--listen-addr", "127.0.0.1:0", "--log-level", "debug", ...(options.extraArgs ?? [])],
+    [...daemonNodeFlags, shoaldPath, "--data-dir", dataDir, "--run-dir", runDir, "--socket", socketPath, "--listen-addr", "127.0.0.1:0", "--log-level", "debug", ...(options.extraArgs ?? [])],
     { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...options.env } },
   );
   let stderr = "";
