@@ -11,8 +11,8 @@ import { fileURLToPath } from "node:url";
 import { ApiClient, DaemonResponseError, readAll } from "../../src/cli/client.js";
 import { asArray, asRecord, stringField } from "../../src/cli/parse.js";
 import { systemClock } from "../../src/common/clock.js";
-import { daemonNodeFlags } from "../../src/common/runtime-flags.js";
 import { UnavailableError } from "../../src/common/errors.js";
+import { daemonNodeFlags } from "../../src/common/runtime-flags.js";
 import { buildDemoArchive } from "../../src/engine/images/index.js";
 import { removeStoppedEngineState } from "../../src/engine/index.js";
 
