@@ -7,6 +7,7 @@
 //       GET /status -> {"id","leader","role","term","applied"}.
 import { createServer } from "node:http";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { setImmediate as setImmediatePromise } from "node:timers/promises";
 import { parseArgs } from "node:util";
 
 import { systemClock } from "../../src/common/clock.js";
@@ -50,23 +51,72 @@ function decodePut(data: Uint8Array): { key: string; value: string } {
   return { key: bytes.toString("utf8", 4, 4 + keyLength), value: bytes.toString("utf8", 4 + keyLength) };
 }
 
+/** Pairs per slice of a snapshot's encoding: about 1 ms of the event loop each, cold. */
+const snapshotPairsPerTurn = 1000;
+
+/**
+ * `keys` and `values` (in step) as [key length u32][key][value length u32][value], UTF-8,
+ * written into one buffer outside the JavaScript heap.
+ */
+function encodePairs(keys: readonly string[], values: readonly string[], start: number, end: number): Buffer {
+  let bytes = 0;
+  for (let index = start; index < end; index += 1) {
+    bytes += 8 + Buffer.byteLength(keys[index] ?? "", "utf8") + Buffer.byteLength(values[index] ?? "", "utf8");
+  }
+  const out = Buffer.allocUnsafeSlow(bytes);
+  let offset = 0;
+  for (let index = start; index < end; index += 1) {
+    const keyBytes = out.write(keys[index] ?? "", offset + 4, "utf8");
+    out.writeUInt32LE(keyBytes, offset);
+    offset += 4 + keyBytes;
+    const valueBytes = out.write(values[index] ?? "", offset + 4, "utf8");
+    out.writeUInt32LE(valueBytes, offset);
+    offset += 4 + valueBytes;
+  }
+  return out;
+}
+
+function decodePairs(data: Uint8Array, into: Map<string, string>): void {
+  const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const text = (offset: number): { text: string; end: number } => {
+    const length = offset + 4 <= bytes.length ? bytes.readUInt32LE(offset) : Number.POSITIVE_INFINITY;
+    if (offset + 4 + length > bytes.length) throw new Error(`snapshot truncated at byte ${offset} of ${bytes.length}`);
+    return { text: bytes.toString("utf8", offset + 4, offset + 4 + length), end: offset + 4 + length };
+  };
+  let offset = 0;
+  while (offset < bytes.length) {
+    const key = text(offset);
+    const value = text(key.end);
+    into.set(key.text, value.text);
+    offset = value.end;
+  }
+}
+
 class KeyValueMachine implements StateMachine {
   readonly values = new Map<string, string>();
   apply(entry: AppliedEntry): void {
     const put = decodePut(entry.data);
     this.values.set(put.key, put.value);
   }
-  snapshot(): Uint8Array {
-    return Buffer.from(JSON.stringify([...this.values]));
+  /**
+   * The pairs are taken at the call (strings never change), then encoded
+   * snapshotPairsPerTurn at a time, one turn of the event loop each. The JSON this
+   * replaced, 10,000 pairs in one go, took 11 ms on the leader and 33 ms on each follower
+   * (all three at once, on two cores), and held up every put for its length.
+   */
+  async snapshot(): Promise<Buffer[]> {
+    const keys = [...this.values.keys()];
+    const values = [...this.values.values()];
+    const parts: Buffer[] = [];
+    for (let start = 0; start < keys.length; start += snapshotPairsPerTurn) {
+      if (start > 0) await setImmediatePromise();
+      parts.push(encodePairs(keys, values, start, Math.min(keys.length, start + snapshotPairsPerTurn)));
+    }
+    return parts;
   }
   restore(data: Uint8Array): void {
-    const parsed: unknown = JSON.parse(Buffer.from(data).toString("utf8"));
-    if (!Array.isArray(parsed)) throw new Error("snapshot is not a list of pairs");
     this.values.clear();
-    for (const pair of parsed) {
-      if (!Array.isArray(pair) || typeof pair[0] !== "string" || typeof pair[1] !== "string") throw new Error("bad pair");
-      this.values.set(pair[0], pair[1]);
-    }
+    decodePairs(data, this.values);
   }
 }
 

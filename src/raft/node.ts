@@ -108,7 +108,17 @@ export interface RaftNodeOptions {
   readonly tickMs?: number;
   readonly electionTicks?: number;
   readonly heartbeatTicks?: number;
+  /** Applied entries between two snapshots of this member, at least. */
   readonly snapshotEveryEntries?: number;
+  /**
+   * Each gap between snapshots is snapshotEveryEntries plus a draw from [0, this] (with
+   * `random`; half of snapshotEveryEntries by default), so that members do not all snapshot
+   * at the same index. A snapshot holds a member's event loop and disk for a while: taken
+   * by all three members at once on a two-core machine, they held up commits for 25-50 ms
+   * (issue 4), while one at a time leaves two members to make a quorum. hashicorp/raft
+   * staggers its snapshots too.
+   */
+  readonly snapshotSpreadEntries?: number;
   readonly snapshotCatchUpEntries?: number;
   readonly segmentBytesTarget?: number;
   /** Fault-injection seam for tests (a failing fsync); see WalOptions.openSegment. */
@@ -230,6 +240,10 @@ export class RaftNode {
   readonly #tickMs: number;
   readonly #electionTicks: number;
   readonly #snapshotEveryEntries: number;
+  readonly #snapshotSpreadEntries: number;
+  readonly #random: (bound: number) => number;
+  /** Applied entries past #snapshotIndex at which the next snapshot is due (see snapshotEveryEntries). */
+  #snapshotGap: number;
   readonly #snapshotCatchUpEntries: number;
   readonly #proposals = new Map<number, PendingProposal>();
   /** Accepted by propose() since the last event-loop turn, not yet stepped into the core. */
@@ -274,8 +288,11 @@ export class RaftNode {
     this.#snapshotEveryEntries = options.snapshotEveryEntries ?? snapshotEveryEntriesDefault;
     this.#snapshotCatchUpEntries = options.snapshotCatchUpEntries ?? snapshotCatchUpEntriesDefault;
     const random = options.random ?? ((bound: number) => randomInt(bound));
+    this.#random = random;
+    this.#snapshotSpreadEntries = options.snapshotSpreadEntries ?? Math.floor(this.#snapshotEveryEntries / 2);
     // A fresh nonce per start: a proposal or a read from a previous run is never mistaken for a new one.
     this.#nonce = random(2 ** 48 - 1);
+    this.#snapshotGap = this.#drawSnapshotGap();
     this.#reads = new PendingReads({
       clock: this.#clock,
       timeoutMs: this.#tickMs * this.#electionTicks * 2,
@@ -561,7 +578,7 @@ export class RaftNode {
     // Entries applied early (committed on the followers' acknowledgements while this
     // node's fsync ran) may not be in the local log yet; a snapshot past the log's end
     // would be refused, so it waits for the Ready that persists them.
-    const snapshotDue = this.#applied - this.#snapshotIndex >= this.#snapshotEveryEntries;
+    const snapshotDue = this.#applied - this.#snapshotIndex >= this.#snapshotGap;
     if (snapshotDue && this.#snapshotting === null && this.#applied <= this.#storage.lastIndex()) this.#startSnapshot();
   }
 
@@ -649,6 +666,10 @@ export class RaftNode {
     }
   }
 
+  #drawSnapshotGap(): number {
+    return this.#snapshotEveryEntries + this.#random(this.#snapshotSpreadEntries + 1);
+  }
+
   /**
    * Takes the state machine's snapshot now (it must match the applied index), then writes
    * the file and compacts the log in the background: the Readies that follow do not wait
@@ -657,6 +678,7 @@ export class RaftNode {
    * and #snapshotIndex only moves once the file is durable.
    */
   #startSnapshot(): void {
+    this.#snapshotGap = this.#drawSnapshotGap();
     const index = this.#applied;
     const confState = this.#confState;
     // Both taken now, at the applied index; the bytes may come later (see StateMachine).

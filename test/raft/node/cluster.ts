@@ -123,6 +123,10 @@ export interface TestMember {
 
 export interface TestClusterOptions {
   readonly snapshotEveryEntries?: number;
+  /** 0 unless given: most tests count entries to the snapshot they wait for. */
+  readonly snapshotSpreadEntries?: number;
+  /** Each member's random source; crypto's by default. */
+  readonly random?: (id: NodeId) => (bound: number) => number;
   /** Members' state machines hand over snapshot bytes late (see RecordingStateMachine). */
   readonly deferSnapshotBytes?: boolean;
   /** Members' state machines finish restoring a snapshot 30 ms after the call. */
@@ -208,7 +212,14 @@ export class TestCluster {
       bootstrap: options.bootstrap,
       // 50 ms ticks (elections after 0.5-1 s) keep tests quick without spurious elections on a busy CI box.
       tickMs: this.#options.tickMs ?? 50,
-      ...(this.#options.snapshotEveryEntries === undefined ? {} : { snapshotEveryEntries: this.#options.snapshotEveryEntries, snapshotCatchUpEntries: 5 }),
+      ...(this.#options.snapshotEveryEntries === undefined
+        ? {}
+        : {
+            snapshotEveryEntries: this.#options.snapshotEveryEntries,
+            snapshotSpreadEntries: this.#options.snapshotSpreadEntries ?? 0,
+            snapshotCatchUpEntries: 5,
+          }),
+      ...(this.#options.random === undefined ? {} : { random: this.#options.random(id) }),
       ...(this.#options.segmentBytesTarget === undefined ? {} : { segmentBytesTarget: this.#options.segmentBytesTarget }),
       ...(this.#options.walOpenSegment === undefined ? {} : { walOpenSegment: this.#options.walOpenSegment(id) }),
       ...(this.#options.snapshotOpenFile === undefined ? {} : { snapshotOpenFile: this.#options.snapshotOpenFile(id) }),

@@ -6,7 +6,8 @@ import { test } from "node:test";
 import type { TestContext } from "node:test";
 
 import { DiskLogStorage } from "../../../src/raft/wal/disk-storage.js";
-import { settlesWithin, startGatedCluster, testLogger, waitFor } from "./cluster.js";
+import { seededRandom } from "../core/helpers.js";
+import { settlesWithin, startGatedCluster, TestCluster, testLogger, waitFor } from "./cluster.js";
 import { GatedSnapshotSync } from "./gated-snapshot-sync.js";
 
 /**
@@ -137,4 +138,36 @@ test("a leader's snapshot that arrives while a local one is being written waits 
   await cluster.startMember(follower.id, { bootstrap: true });
   await waitFor("the restarted follower to recover", () => follower.machine.applied.length === values.length);
   assert.deepEqual(follower.machine.applied, values);
+});
+
+test("members draw their snapshot gaps from the spread, so that they do not snapshot at the same index", async (t) => {
+  const every = 20;
+  const spread = 10;
+  // The draw for the gap is the only one over [0, spread]; elections keep a seeded source.
+  const extra = new Map([
+    [1, 0],
+    [2, 5],
+    [3, 10],
+  ]);
+  const cluster = await TestCluster.start(3, {
+    snapshotEveryEntries: every,
+    snapshotSpreadEntries: spread,
+    random: (id) => {
+      const seeded = seededRandom(id);
+      return (bound) => (bound === spread + 1 ? (extra.get(id) ?? 0) : seeded(bound));
+    },
+  });
+  t.after(() => cluster.close());
+  const leader = await cluster.leader();
+  assert.ok(leader.node);
+  // Past the largest first gap (30), short of the smallest second one (40).
+  for (let i = 0; i < 33; i += 1) await leader.node.propose(Buffer.from(`v${i}`));
+  const applied = leader.node.status().applied;
+  await waitFor("every member to apply the writes", () => cluster.members.every((member) => (member.node?.status().applied ?? 0) >= applied));
+  for (const member of cluster.members) {
+    const gap = every + (extra.get(member.id) ?? 0);
+    const snapshotIndex = member.node?.status().snapshotIndex ?? 0;
+    // At the first apply that reaches the gap: a member may apply a few entries at once.
+    assert.ok(snapshotIndex >= gap && snapshotIndex <= gap + 3, `member ${member.id} snapshotted at ${snapshotIndex}, its gap is ${gap}`);
+  }
 });
