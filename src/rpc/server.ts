@@ -5,6 +5,21 @@ export const grpcMessageSizeBytesMax = 16 * 1024 * 1024;
 /** How long a graceful gRPC shutdown may take before open streams are cut. */
 export const grpcShutdownGraceMs = 2_000;
 
+export interface ServerKeepalive {
+  /** The server pings each connection this often. */
+  readonly timeMs: number;
+  /** A connection whose ping goes unanswered this long is closed, with the calls on it. */
+  readonly timeoutMs: number;
+}
+
+/**
+ * Without server pings, the calls of a peer that vanished without closing its connection
+ * (powered off, partitioned, frozen) stay open on this side until the kernel gives up on
+ * the TCP connection, which takes many minutes: a raft stream or a worker's session would
+ * go on holding its queue and its place. The same figures as the clients' keepalive.
+ */
+export const serverKeepaliveDefault: ServerKeepalive = { timeMs: 10_000, timeoutMs: 5_000 };
+
 export interface GrpcServer {
   /** The bound "host:port" (the real port when 0 was asked for). */
   readonly address: string;
@@ -26,10 +41,14 @@ export async function startGrpcServer(options: {
   port: number;
   services: readonly GrpcService[];
   credentials?: ServerCredentials;
+  keepalive?: ServerKeepalive;
 }): Promise<GrpcServer> {
+  const keepalive = options.keepalive ?? serverKeepaliveDefault;
   const server = new Server({
     "grpc.max_receive_message_length": grpcMessageSizeBytesMax,
     "grpc.max_send_message_length": grpcMessageSizeBytesMax,
+    "grpc.keepalive_time_ms": keepalive.timeMs,
+    "grpc.keepalive_timeout_ms": keepalive.timeoutMs,
   });
   for (const service of options.services) server.addService(service.definition, service.handlers);
   const credentials = options.credentials ?? ServerCredentials.createInsecure();
@@ -44,7 +63,12 @@ export async function startGrpcServer(options: {
     address: `${host}:${port}`,
     close() {
       return new Promise<void>((resolve) => {
-        const force = setTimeout(() => server.forceShutdown(), grpcShutdownGraceMs);
+        const force = setTimeout(() => {
+          server.forceShutdown();
+          // Not waiting for tryShutdown's callback: the connection of a peer that stopped
+          // reading never finishes closing (it had not 25 s later), and close() hung with it.
+          resolve();
+        }, grpcShutdownGraceMs);
         server.tryShutdown(() => {
           clearTimeout(force);
           resolve();
