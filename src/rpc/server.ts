@@ -14,9 +14,10 @@ export interface ServerKeepalive {
 
 /**
  * Without server pings, the calls of a peer that vanished without closing its connection
- * (powered off, partitioned, frozen) stay open on this side until the kernel gives up on
- * the TCP connection, which takes many minutes: a raft stream or a worker's session would
- * go on holding its queue and its place. The same figures as the clients' keepalive.
+ * (powered off, partitioned, frozen) stay open on this side for as long as nothing is
+ * written to them, and many minutes after (TCP's retransmission limit): a raft stream or a
+ * worker's session would go on holding its queue and its place. The same figures as the
+ * clients' keepalive.
  */
 export const serverKeepaliveDefault: ServerKeepalive = { timeMs: 10_000, timeoutMs: 5_000 };
 
@@ -65,8 +66,8 @@ export async function startGrpcServer(options: {
       return new Promise<void>((resolve) => {
         const force = setTimeout(() => {
           server.forceShutdown();
-          // Not waiting for tryShutdown's callback: the connection of a peer that stopped
-          // reading never finishes closing (it had not 25 s later), and close() hung with it.
+          // Not waiting for tryShutdown's callback: with a peer that stopped reading it had
+          // still not come 25 s after forceShutdown (measured), and close() hung with it.
           resolve();
         }, grpcShutdownGraceMs);
         server.tryShutdown(() => {
