@@ -5,8 +5,8 @@ export const grpcMessageSizeBytesMax = 16 * 1024 * 1024;
 /** How long a graceful gRPC shutdown may take before open streams are cut. */
 export const grpcShutdownGraceMs = 2_000;
 
-export interface ServerKeepalive {
-  /** The server pings each connection this often. */
+export interface Keepalive {
+  /** Each connection is pinged this often. */
   readonly timeMs: number;
   /** A connection whose ping goes unanswered this long is closed, with the calls on it. */
   readonly timeoutMs: number;
@@ -16,10 +16,10 @@ export interface ServerKeepalive {
  * Without server pings, the calls of a peer that vanished without closing its connection
  * (powered off, partitioned, frozen) stay open on this side for as long as nothing is
  * written to them, and many minutes after (TCP's retransmission limit): a raft stream or a
- * worker's session would go on holding its queue and its place. The same figures as the
- * clients' keepalive.
+ * worker's session would go on holding its queue and its place. The raft transport's
+ * clients ping their peers with the same figures.
  */
-export const serverKeepaliveDefault: ServerKeepalive = { timeMs: 10_000, timeoutMs: 5_000 };
+export const grpcKeepalive: Keepalive = { timeMs: 10_000, timeoutMs: 5_000 };
 
 export interface GrpcServer {
   /** The bound "host:port" (the real port when 0 was asked for). */
@@ -42,9 +42,9 @@ export async function startGrpcServer(options: {
   port: number;
   services: readonly GrpcService[];
   credentials?: ServerCredentials;
-  keepalive?: ServerKeepalive;
+  keepalive?: Keepalive;
 }): Promise<GrpcServer> {
-  const keepalive = options.keepalive ?? serverKeepaliveDefault;
+  const keepalive = options.keepalive ?? grpcKeepalive;
   const server = new Server({
     "grpc.max_receive_message_length": grpcMessageSizeBytesMax,
     "grpc.max_send_message_length": grpcMessageSizeBytesMax,

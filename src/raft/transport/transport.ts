@@ -28,7 +28,7 @@ import type { RaftSnapshotChunk, RaftSnapshotChunk__Output } from "../../gen/sho
 import type { RaftStreamSummary, RaftStreamSummary__Output } from "../../gen/shoal/v1/RaftStreamSummary.js";
 import type { ProtoGrpcType as RaftProto } from "../../gen/raft.js";
 import { loadProto } from "../../rpc/proto.js";
-import { grpcMessageSizeBytesMax, startGrpcServer } from "../../rpc/server.js";
+import { grpcKeepalive, grpcMessageSizeBytesMax, startGrpcServer } from "../../rpc/server.js";
 import type { GrpcServer, GrpcService } from "../../rpc/server.js";
 import type { Message, NodeId, SnapshotMetadata } from "../core/types.js";
 import { decodeMessageBatch, encodeMessageBatch } from "./batch-codec.js";
@@ -202,8 +202,8 @@ class GrpcRaftTransport implements RaftTransport {
       // grpc's default reconnect backoff of up to two minutes.
       "grpc.initial_reconnect_backoff_ms": reconnectBackoffMsMin * 2,
       "grpc.max_reconnect_backoff_ms": reconnectBackoffMsMax,
-      "grpc.keepalive_time_ms": 10_000,
-      "grpc.keepalive_timeout_ms": 5_000,
+      "grpc.keepalive_time_ms": grpcKeepalive.timeMs,
+      "grpc.keepalive_timeout_ms": grpcKeepalive.timeoutMs,
       // Raft resends what a broken stream lost; grpc's own retry support only adds a copy
       // of every message to a replay buffer (measured: 10-20% of the CPU per message).
       "grpc.enable_retries": 0,
