@@ -26,7 +26,6 @@ bin_dir=/usr/local/bin
 data_dir=/var/lib/shoal
 unit_dir=/etc/systemd/system
 defaults_file=/etc/default/shoald
-node_major_min=20
 root=""
 
 usage() { sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
@@ -70,9 +69,10 @@ if [[ $dry_run -eq 0 && -z $root && $(id -u) -ne 0 ]]; then
   exit 1
 fi
 
-node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
-if [[ $node_major -lt $node_major_min ]]; then
-  echo "install: Node.js $node_major_min or later is needed (found: ${node_major/#0/none}); install the nodejs package from NodeSource or Debian backports" >&2
+# 20.15 brought zlib.crc32, the checksum of snapshot files.
+node_recent=$(node -p 'const [major, minor] = process.versions.node.split(".").map(Number); major > 20 || (major === 20 && minor >= 15) ? 1 : 0' 2>/dev/null || echo 0)
+if [[ $node_recent != 1 ]]; then
+  echo "install: Node.js 20.15 or later is needed (found: $(node --version 2>/dev/null || echo none)); install the nodejs package from NodeSource or Debian backports" >&2
   exit 1
 fi
 

@@ -85,9 +85,10 @@ for bin in runc conmon /usr/lib/cni/bridge nft ip busybox; do
   command -v "$bin" >/dev/null 2>&1 || [[ -x $bin ]] || problem "$bin not found" "deploy/setup-host.sh installs it"
 done
 
-node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
-if [[ $node_major -lt 20 ]]; then
-  problem "Node.js 20 or newer is needed (found ${node_major})" "install nodejs >= 20"
+# 20.15 brought zlib.crc32, the checksum of snapshot files.
+node_recent=$(node -p 'const [major, minor] = process.versions.node.split(".").map(Number); major > 20 || (major === 20 && minor >= 15) ? 1 : 0' 2>/dev/null || echo 0)
+if [[ $node_recent != 1 ]]; then
+  problem "Node.js 20.15 or newer is needed (found $(node --version 2>/dev/null || echo none))" "install nodejs >= 20.15"
 fi
 
 if [[ $problems -gt 0 ]]; then

@@ -360,7 +360,7 @@ export class RaftNode {
       throw new InvalidArgumentError(`bootstrap members must include this node (${options.id})`);
     }
     const voters = [...members.keys()].sort((a, b) => a - b);
-    const data = encodeSnapshotEnvelope({ members, data: await options.stateMachine.snapshot() });
+    const data = await encodeSnapshotEnvelope({ members, data: await options.stateMachine.snapshot() });
     await storage.save({
       snapshot: { metadata: { index: 1, term: 1, confState: { voters, learners: [] } }, data },
       entries: [],
@@ -702,7 +702,7 @@ export class RaftNode {
     // first; encoding the file (its checksum) then runs between Readies, not inside one.
     const bytes = await data;
     await setImmediatePromise();
-    const envelope = encodeSnapshotEnvelope({ members, data: bytes });
+    const envelope = await encodeSnapshotEnvelope({ members, data: bytes });
     await this.#storage.createSnapshot(index, confState, envelope);
     this.#snapshotIndex = index;
     const compactTo = index - this.#snapshotCatchUpEntries;

@@ -1,4 +1,5 @@
 import { InternalError } from "../../common/errors.js";
+import { visitInSlices } from "../../common/slices.js";
 import type { NodeId } from "../core/types.js";
 import { ByteReader, ByteWriter, DecodeError } from "../wal/codec.js";
 
@@ -62,7 +63,18 @@ export interface SnapshotEnvelope {
  */
 export type SnapshotBytes = Uint8Array | readonly Uint8Array[];
 
-export function encodeSnapshotEnvelope(envelope: { readonly members: ReadonlyMap<NodeId, string>; readonly data: SnapshotBytes }): Uint8Array {
+/**
+ * Bytes of a snapshot copied into its envelope per turn of the event loop, about 0.15 ms
+ * into fresh memory. The 2.7 MB of the raft bench's state copied in one go held a member's
+ * loop for 2-3.4 ms, and every put waiting on that member with it.
+ */
+export const envelopeCopySliceBytes = 256 * 1024;
+
+/** The snapshot envelope, its data copied in slices (see envelopeCopySliceBytes). */
+export async function encodeSnapshotEnvelope(envelope: {
+  readonly members: ReadonlyMap<NodeId, string>;
+  readonly data: SnapshotBytes;
+}): Promise<Uint8Array> {
   const parts = envelope.data instanceof Uint8Array ? [envelope.data] : envelope.data;
   const dataBytes = parts.reduce((sum, part) => sum + part.length, 0);
   const addresses = [...envelope.members].map(([id, address]) => ({ id, address: Buffer.from(address, "utf8") }));
@@ -75,7 +87,7 @@ export function encodeSnapshotEnvelope(envelope: { readonly members: ReadonlyMap
   }
   // The layout of writer.bytes(data), with the data in parts.
   writer.u32(dataBytes);
-  for (const part of parts) writer.raw(part);
+  await visitInSlices(parts, envelopeCopySliceBytes, (slice) => writer.raw(slice));
   return writtenBytes(writer);
 }
 

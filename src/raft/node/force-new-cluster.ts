@@ -87,7 +87,7 @@ export async function forceNewCluster(options: ForceNewClusterOptions): Promise<
     // Past the log's last term too: a torn write may have kept entries of a term the hard
     // state never recorded (the core raises its term the same way when it starts).
     const term = Math.max(hardState.term, storage.term(storage.lastIndex())) + 1;
-    const data = encodeSnapshotEnvelope({ members: new Map([[options.id, options.address]]), data: await options.stateMachine.snapshot() });
+    const data = await encodeSnapshotEnvelope({ members: new Map([[options.id, options.address]]), data: await options.stateMachine.snapshot() });
     throwIfAborted(options.signal);
     await storage.save({
       snapshot: { metadata: { index, term, confState: { voters: [options.id], learners: [], removed } }, data },

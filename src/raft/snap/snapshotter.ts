@@ -1,23 +1,31 @@
 import { open, readdir, readFile, rename, rm } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { join } from "node:path";
-import { setImmediate as setImmediatePromise } from "node:timers/promises";
+import { crc32 } from "node:zlib";
 
 import type { Logger } from "../../common/logger.js";
 import type { Snapshot } from "../core/types.js";
 import { ByteReader, ByteWriter, DecodeError, decodeSnapshotMetadata, encodeSnapshotMetadata } from "../wal/codec.js";
 import { crc32c } from "../wal/crc32c.js";
 import { syncDirectory, writeAll } from "../../common/files.js";
+import { visitInSlices } from "../../common/slices.js";
 
 /**
  * Snapshot files: `<term 16 hex>-<index 16 hex>.snap`, holding
- * [magic "SHOALSNP"][crc32c of body u32][body length u32][body], body = metadata + data.
+ * [magic][checksum of body u32][body length u32][body], body = metadata + data.
  * A snapshot is written to a temporary file, fsynced, renamed and the directory fsynced, so
  * a crash leaves either the whole file or none. Loading picks the newest file that passes
  * its checksum; corrupt ones are reported and skipped (and kept, for a human to look at).
+ *
+ * Format 2 (magic "SHOALSN2", written) checksums with CRC-32 from Node's zlib, which runs
+ * natively: 1.5 ms for a 2.7 MB snapshot here, against 6.0 ms for the JavaScript CRC-32C
+ * of format 1 ("SHOALSNP", still read). For a body of megabytes the two polynomials catch
+ * the same errors (every burst up to 32 bits, all else but 1 in 2^32); CRC-32C's edge is
+ * on short records, which is why the WAL keeps it.
  */
 
-const magic = Buffer.from("SHOALSNP", "latin1");
+const magic = Buffer.from("SHOALSN2", "latin1");
+const magicCrc32c = Buffer.from("SHOALSNP", "latin1");
 const headerBytes = magic.length + 8;
 /** Snapshot files above this size are refused: a snapshot must fit in memory twice. */
 export const snapshotBytesMax = 1024 * 1024 * 1024;
@@ -36,30 +44,18 @@ export function snapshotFileName(term: number, index: number): string {
 }
 
 /**
- * Bytes checksummed per turn of the event loop. A snapshot checksummed in one go stalled
- * the loop, raft's ticks and every client request with it, for its whole length: 40 ms per
- * 32 MiB measured here (crc32c in JavaScript runs at about 750 MB/s), on top of two copies
- * of the data into the file buffer, 100 ms in all. A 1 MiB slice is about 1.4 ms,
- * longer than a whole put at one client; 256 KiB is about 0.35 ms.
+ * Bytes checksummed per turn of the event loop, about 0.15 ms: a snapshot of hundreds of
+ * megabytes checksummed in one go would hold raft's ticks and every client request for
+ * its whole length.
  */
 export const checksumSliceBytes = 256 * 1024;
 
-/** crc32c over `parts` in turn, one slice of checksumSliceBytes per turn of the event loop. */
-async function crc32cSliced(parts: readonly Uint8Array[]): Promise<number> {
+/** CRC-32 over `parts` in turn, one slice of checksumSliceBytes per turn of the event loop. */
+async function crc32Sliced(parts: readonly Uint8Array[]): Promise<number> {
   let crc = 0;
-  let sliceBytes = 0;
-  for (const part of parts) {
-    for (let start = 0; start < part.length; ) {
-      if (sliceBytes === checksumSliceBytes) {
-        await setImmediatePromise();
-        sliceBytes = 0;
-      }
-      const end = Math.min(part.length, start + checksumSliceBytes - sliceBytes);
-      crc = crc32c(part, crc, start, end);
-      sliceBytes += end - start;
-      start = end;
-    }
-  }
+  await visitInSlices(parts, checksumSliceBytes, (slice) => {
+    crc = crc32(slice, crc);
+  });
   return crc;
 }
 
@@ -80,14 +76,16 @@ export async function encodeSnapshotFile(snapshot: Snapshot): Promise<Uint8Array
   }
   const header = Buffer.allocUnsafe(headerBytes);
   magic.copy(header, 0);
-  header.writeUInt32LE(await crc32cSliced([headBytes, snapshot.data]), magic.length);
+  header.writeUInt32LE(await crc32Sliced([headBytes, snapshot.data]), magic.length);
   header.writeUInt32LE(bodyBytes, magic.length + 4);
   return [header, headBytes, snapshot.data];
 }
 
-/** Parses a snapshot file's bytes; throws DecodeError saying what is wrong. */
+/** Parses a snapshot file's bytes (either format); throws DecodeError saying what is wrong. */
 export function decodeSnapshotFile(bytes: Buffer): Snapshot {
-  if (bytes.length < headerBytes || !bytes.subarray(0, magic.length).equals(magic)) {
+  const fileMagic = bytes.subarray(0, magic.length);
+  const format2 = fileMagic.equals(magic);
+  if (bytes.length < headerBytes || !(format2 || fileMagic.equals(magicCrc32c))) {
     throw new DecodeError("not a shoal snapshot file (bad magic)");
   }
   const checksum = bytes.readUInt32LE(magic.length);
@@ -95,7 +93,8 @@ export function decodeSnapshotFile(bytes: Buffer): Snapshot {
   if (bodyLength !== bytes.length - headerBytes) {
     throw new DecodeError(`body length ${bodyLength} does not match file length ${bytes.length}`);
   }
-  if (crc32c(bytes, 0, headerBytes, bytes.length) !== checksum) throw new DecodeError("checksum mismatch");
+  const body = bytes.subarray(headerBytes);
+  if ((format2 ? crc32(body) : crc32c(body)) !== checksum) throw new DecodeError("checksum mismatch");
   const reader = new ByteReader(bytes, headerBytes);
   const metadata = decodeSnapshotMetadata(reader);
   const data = reader.bytes();

@@ -1,7 +1,7 @@
 /**
- * CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), the checksum of WAL records and
- * snapshot files. Node 20's zlib has no crc32 and CRC-32C detects more error patterns in
- * short records than the IEEE polynomial, which is why ext4, iSCSI and etcd's WAL use it.
+ * CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), the checksum of WAL records and of
+ * format 1 snapshot files. Node's zlib has only the IEEE polynomial, and CRC-32C detects
+ * more error patterns in short records, which is why ext4, iSCSI and etcd's WAL use it.
  * Slicing-by-8 tables: eight table look-ups per 8 input bytes instead of one per byte.
  */
 

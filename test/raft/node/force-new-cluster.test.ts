@@ -22,7 +22,7 @@ function normal(term: number, index: number, text: string): Entry {
  */
 async function writeLog(dir: string, hardStateTerm = 2): Promise<void> {
   const storage = await DiskLogStorage.open({ dir, logger: testLogger });
-  const data = encodeSnapshotEnvelope({ members: new Map([[1, "a:1"], [2, "b:1"], [3, "c:1"]]), data: await new RecordingStateMachine().snapshot() });
+  const data = await encodeSnapshotEnvelope({ members: new Map([[1, "a:1"], [2, "b:1"], [3, "c:1"]]), data: await new RecordingStateMachine().snapshot() });
   const entries: Entry[] = [];
   for (let index = 2; index <= 10; index += 1) entries.push(normal(index < 5 ? 1 : 2, index, `e${index}`));
   // A committed conf change adding a learner (id 4) that the new cluster must remove too.

@@ -7,6 +7,7 @@ import { test } from "node:test";
 import { pino } from "pino";
 
 import type { Snapshot } from "../../../src/raft/core/types.js";
+import { crc32c } from "../../../src/raft/wal/crc32c.js";
 import {
   checksumSliceBytes,
   encodeSnapshotFile,
@@ -86,6 +87,27 @@ test("a large snapshot's checksum lets the event loop turn between slices", asyn
   const parts = await encoding;
   assert.ok(turns >= slices - 1, `the loop turned ${turns} times while ${slices} slices were checksummed`);
   assert.equal(parts.at(-1)?.length, slices * checksumSliceBytes, "the data is written as it is, not copied into one buffer");
+});
+
+test("a format 1 snapshot file (magic SHOALSNP, CRC-32C) still loads, and fails its checksum when damaged", async (t) => {
+  const dir = await tempDir(t);
+  const saved = snapshot(30, 2);
+  const [header, ...body] = await encodeSnapshotFile(saved);
+  assert.equal(Buffer.from(header ?? []).subarray(0, 8).toString("latin1"), "SHOALSN2", "format 2 is what is written");
+  const bodyBytes = Buffer.concat(body);
+  const formatOne = Buffer.concat([Buffer.from("SHOALSNP", "latin1"), Buffer.alloc(8), bodyBytes]);
+  formatOne.writeUInt32LE(crc32c(bodyBytes), 8);
+  formatOne.writeUInt32LE(bodyBytes.length, 12);
+  const file = join(dir, snapshotFileName(2, 30));
+  await writeFile(file, formatOne);
+  const snapshotter = new Snapshotter({ dir, logger });
+  const { snapshot: loaded, skipped } = await snapshotter.loadNewest();
+  assert.deepEqual(skipped, []);
+  assert.deepEqual(loaded?.metadata, saved.metadata);
+  assert.equal(Buffer.from(loaded?.data ?? []).toString(), "state at 30");
+  formatOne[formatOne.length - 1] = (formatOne[formatOne.length - 1] ?? 0) ^ 0x10;
+  await writeFile(file, formatOne);
+  assert.deepEqual((await snapshotter.loadNewest()).skipped, [{ file: snapshotFileName(2, 30), problem: "checksum mismatch" }]);
 });
 
 test("a corrupt newest snapshot is skipped and reported; the previous one loads", async (t) => {
