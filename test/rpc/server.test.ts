@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
+import diagnosticsChannel from "node:diagnostics_channel";
 import { once } from "node:events";
-import { createServer, connect, type Socket } from "node:net";
+import { createServer, connect, Socket } from "node:net";
 import { test } from "node:test";
 
 import { credentials, makeGenericClientConstructor, type ServerDuplexStream, type ServiceDefinition } from "@grpc/grpc-js";
@@ -134,4 +135,46 @@ test("close() returns after the grace period even while a peer's connection is f
   ]);
   clearTimeout(timer);
   assert.equal(outcome, "closed", `close() had not returned ${Date.now() - started} ms after it was called`);
+});
+
+test("close() cuts a frozen peer's connection, which would otherwise keep the process alive", async (t) => {
+  const cleanups: (() => unknown)[] = [];
+  t.after(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
+  // The server's side of each connection, seen as the server itself sees them.
+  const accepted: Socket[] = [];
+  const onAccepted = (message: unknown): void => {
+    if (typeof message === "object" && message !== null && "socket" in message && message.socket instanceof Socket) {
+      accepted.push(message.socket);
+    }
+  };
+  diagnosticsChannel.subscribe("net.server.socket", onAccepted);
+  cleanups.push(() => diagnosticsChannel.unsubscribe("net.server.socket", onAccepted));
+  let calls = 0;
+  const server = await startGrpcServer({
+    host: "127.0.0.1",
+    port: 0,
+    services: [
+      {
+        definition: hangService,
+        handlers: {
+          Stream(call: ServerDuplexStream<Buffer, Buffer>) {
+            calls += 1;
+            call.on("data", () => undefined);
+          },
+        },
+      },
+    ],
+  });
+  const relay = await startRelay(cleanups, server.address);
+  await openStream(cleanups, relay.address, () => calls === 1);
+  const serverPort = Number(server.address.split(":").at(-1));
+  const serverSide = accepted.filter((socket) => socket.localPort === serverPort);
+  assert.equal(serverSide.length, 1, "the server accepted one connection, from the relay");
+  relay.freeze();
+  await server.close();
+  await waitFor("the frozen peer's connection to be closed", () => (serverSide.every((socket) => socket.destroyed) ? true : undefined), {
+    timeoutMs: 2_000,
+  });
 });
