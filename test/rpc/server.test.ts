@@ -6,7 +6,7 @@ import { test } from "node:test";
 
 import { credentials, makeGenericClientConstructor, type ServerDuplexStream, type ServiceDefinition } from "@grpc/grpc-js";
 
-import { grpcShutdownGraceMs, startGrpcServer } from "../../src/rpc/server.js";
+import { grpcShutdownGraceMs, startGrpcServer, type GrpcServer } from "../../src/rpc/server.js";
 import { waitFor } from "../helpers/wait.js";
 
 const passThrough = (bytes: Buffer): Buffer => bytes;
@@ -64,6 +64,27 @@ async function openStream(cleanups: (() => unknown)[], address: string, taken: (
   await waitFor("the server to take the call", () => (taken() ? true : undefined));
 }
 
+/** A server whose calls never answer; `calls()` counts the calls its handler took. */
+async function startHangingServer(): Promise<{ server: GrpcServer; calls: () => number }> {
+  let calls = 0;
+  const server = await startGrpcServer({
+    host: "127.0.0.1",
+    port: 0,
+    services: [
+      {
+        definition: hangService,
+        handlers: {
+          Stream(call: ServerDuplexStream<Buffer, Buffer>) {
+            calls += 1;
+            call.on("data", () => undefined);
+          },
+        },
+      },
+    ],
+  });
+  return { server, calls: () => calls };
+}
+
 test("the server closes the calls of a peer that stops answering its keepalive pings", async (t) => {
   // Undone last first: the relay's connections go before the server waits for its calls.
   const cleanups: (() => unknown)[] = [];
@@ -106,24 +127,9 @@ test("close() returns after the grace period even while a peer's connection is f
   t.after(async () => {
     for (const cleanup of cleanups.reverse()) await cleanup();
   });
-  let calls = 0;
-  const server = await startGrpcServer({
-    host: "127.0.0.1",
-    port: 0,
-    services: [
-      {
-        definition: hangService,
-        handlers: {
-          Stream(call: ServerDuplexStream<Buffer, Buffer>) {
-            calls += 1;
-            call.on("data", () => undefined);
-          },
-        },
-      },
-    ],
-  });
+  const { server, calls } = await startHangingServer();
   const relay = await startRelay(cleanups, server.address);
-  await openStream(cleanups, relay.address, () => calls === 1);
+  await openStream(cleanups, relay.address, () => calls() === 1);
   relay.freeze();
   const started = Date.now();
   let timer: NodeJS.Timeout | undefined;
@@ -151,24 +157,9 @@ test("close() cuts a frozen peer's connection, which would otherwise keep the pr
   };
   diagnosticsChannel.subscribe("net.server.socket", onAccepted);
   cleanups.push(() => diagnosticsChannel.unsubscribe("net.server.socket", onAccepted));
-  let calls = 0;
-  const server = await startGrpcServer({
-    host: "127.0.0.1",
-    port: 0,
-    services: [
-      {
-        definition: hangService,
-        handlers: {
-          Stream(call: ServerDuplexStream<Buffer, Buffer>) {
-            calls += 1;
-            call.on("data", () => undefined);
-          },
-        },
-      },
-    ],
-  });
+  const { server, calls } = await startHangingServer();
   const relay = await startRelay(cleanups, server.address);
-  await openStream(cleanups, relay.address, () => calls === 1);
+  await openStream(cleanups, relay.address, () => calls() === 1);
   const serverPort = Number(server.address.split(":").at(-1));
   const serverSide = accepted.filter((socket) => socket.localPort === serverPort);
   assert.equal(serverSide.length, 1, "the server accepted one connection, from the relay");
