@@ -1,8 +1,9 @@
 // How long a manager's raft snapshot holds the event loop. A store of --tasks tasks (100
 // services) is encoded as the manager's snapshot (store JSON, manager directory, raft's
-// envelope) twice: in one go, as before (one JSON string, joined to the directory, then
-// copied into the envelope), and as the manager now does it (sliced, the parts copied
-// once), while a setImmediate chain measures the longest turn; then a follower restores
+// envelope) twice: in one go, as before (one JSON string, joined to the directory; the
+// one-go figure stops there, as the envelope's copy is sliced for both now), and as the
+// manager now does it (sliced, the parts copied once), while a setImmediate chain
+// measures the longest turn; then a follower restores
 // it (parsed and indexed in slices). While the loop is held, raft's ticks and appends,
 // the dispatcher's heartbeats and the API all wait. Prints the
 // median of --rounds (--quick: 2,000 tasks, 3 rounds); with --json the last stdout line is

@@ -61,8 +61,8 @@ export async function startGrpcServer(options: {
   const credentials = options.credentials ?? ServerCredentials.createInsecure();
   const host = formatHost(options.host);
   // The connections this server accepted, for close() to cut (see there). grpc-js does not
-  // expose them; Node announces every accepted connection on this channel, and no other
-  // server in the process can have accepted one on this server's port.
+  // expose them; Node announces every accepted connection on this channel, and those on
+  // this server's port are its own: a shoal process runs one gRPC server per port.
   const accepted = new Set<Socket>();
   let boundPort: number | undefined;
   const onAccepted = (message: unknown): void => {

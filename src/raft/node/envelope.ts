@@ -64,7 +64,7 @@ export interface SnapshotEnvelope {
 export type SnapshotBytes = Uint8Array | readonly Uint8Array[];
 
 /**
- * Bytes of a snapshot copied into its envelope per turn of the event loop, about 0.15 ms
+ * Bytes of a snapshot copied into its envelope per turn of the event loop, about 0.2 ms
  * into fresh memory. The 2.7 MB of the raft bench's state copied in one go held a member's
  * loop for 2-3.4 ms, and every put waiting on that member with it.
  */
