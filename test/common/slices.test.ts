@@ -17,10 +17,7 @@ test("slices cover the parts in order, at most sliceBytes per turn of the event 
   setImmediate(countTurns);
   await visitInSlices(parts, 4, (slice) => turnsSeen[turn]?.push(Buffer.from(slice).toString()));
   done = true;
-  const visited = turnsSeen.filter((slices) => slices.length > 0);
-  assert.equal(visited.flat().join(""), "abcdefghijklmnopq");
-  for (const slices of visited) {
-    assert.ok(slices.join("").length <= 4, `one turn visited ${JSON.stringify(slices)}`);
-  }
-  assert.deepEqual(visited.map((slices) => slices.join("")), ["abcd", "efgh", "ijkl", "mnop", "q"]);
+  // What each turn visited: 4 bytes at most, in order, a turn carrying on across parts.
+  const visited = turnsSeen.filter((slices) => slices.length > 0).map((slices) => slices.join(""));
+  assert.deepEqual(visited, ["abcd", "efgh", "ijkl", "mnop", "q"]);
 });
