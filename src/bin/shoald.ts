@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=2
+#!/usr/bin/env -S node --min-semi-space-size=2 --max-semi-space-size=2
 import { Command } from "commander";
 
 import { errorMessage, isShoalError } from "../common/errors.js";

@@ -32,3 +32,27 @@ test("the daemon flags keep V8's young generation at two 2 MiB semi-spaces under
   const newSpaceBytes = Number(result.stdout);
   assert.ok(newSpaceBytes > 0 && newSpaceBytes <= 2 * 2 * 1024 * 1024, `new space of ${newSpaceBytes} bytes`);
 });
+
+test("the daemon flags keep V8's young generation at 2 MiB semi-spaces through a quiet spell", async () => {
+  // V8 shrinks the young generation at a scavenge when allocation over its last five
+  // seconds was low (and not nil): so grow it, allocate a little for longer than that,
+  // then scavenge. Without --min-semi-space-size the capacity drops to 1 MiB here.
+  const quietThenScavenge = [
+    'const v8 = require("node:v8");',
+    "const kept = [];",
+    "for (let i = 0; i < 3e6; i += 1) { kept.push({ i }); if (kept.length > 100000) kept.length = 0; }",
+    // Kept in a variable, so that an optimizing compiler cannot drop the allocation.
+    "let recent = null;",
+    "const trickle = setInterval(() => { recent = [{}, {}, {}, {}, {}]; }, 5);",
+    "setTimeout(() => {",
+    "  clearInterval(trickle);",
+    '  globalThis.gc({ type: "minor" });',
+    '  const space = v8.getHeapSpaceStatistics().find((s) => s.space_name === "new_space");',
+    "  process.stdout.write(String(space.space_used_size + space.space_available_size));",
+    "}, 5500);",
+  ].join("\n");
+  const result = await run(process.execPath, [...daemonNodeFlags, "--expose-gc", "-e", quietThenScavenge]);
+  assert.equal(result.code, 0, result.stderr);
+  const capacityBytes = Number(result.stdout);
+  assert.ok(capacityBytes > 1.5 * 1024 * 1024, `young generation capacity of ${capacityBytes} bytes after the quiet spell`);
+});
