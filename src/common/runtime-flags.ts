@@ -15,9 +15,10 @@
  * --min-semi-space-size=2 (MiB): after about five seconds of little allocation (an idle
  * manager) V8 halves the semi-spaces at the next scavenge, and they grow back only once
  * the survivors since the last growth exceed their size: hundreds of proposals, at the
- * few kilobytes that survive each scavenge. Meanwhile the leader scavenged twice as often:
- * 11-12 pauses per 250 puts in the first 750 after 8 s idle, against 5-6 later; followers,
- * whose survivors never grow them back, stayed at half size and scavenged 4-5 times per
- * 250 puts against 2-3 with this flag. Measured per member from V8's gc events.
+ * 24 KB or so that survive each of the leader's scavenges (--trace-gc-nvp). Meanwhile
+ * the leader scavenged twice as often: 11-12 pauses per 250 puts in the first 750 after
+ * 8 s idle, against 5-6 later. Followers, whose survivors never grow them back, stayed
+ * at half size and scavenged 4-5 times per 250 puts, against 2-3 with this flag.
+ * Measured per member from V8's gc events.
  */
 export const daemonNodeFlags: readonly string[] = ["--min-semi-space-size=2", "--max-semi-space-size=2"];
