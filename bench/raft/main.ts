@@ -120,8 +120,16 @@ async function startEtcd(): Promise<BenchSystem> {
   };
 }
 
-/** The one-client phase, in rounds alternating between the systems (see Plan.c1Rounds). */
+/**
+ * The one-client phase, in rounds alternating between the systems (see Plan.c1Rounds).
+ * Each measured round follows the other system's round. Round 0's first system would
+ * instead follow the other's whole warm-up, seconds of idling that no other measured
+ * round gets: so an unmeasured round of each comes first.
+ */
 async function runOneClient(plan: Plan, systems: readonly BenchSystem[]): Promise<Map<BenchSystem, LoadResult>> {
+  for (const system of systems) {
+    await runLoad({ count: plan.c1RoundPuts, concurrency: 1, prefix: "c1/settle", put: (key) => system.put(key) });
+  }
   const samples = new Map<BenchSystem, LoadSample[]>(systems.map((system) => [system, []]));
   for (let round = 0; round < plan.c1Rounds; round += 1) {
     const order = round % 2 === 0 ? systems : [...systems].reverse();
@@ -192,7 +200,7 @@ const plan: Plan = args.quick
   : { c1Rounds: 12, c1RoundPuts: 500, counts: { 64: 10000, 1000: 20000 }, warmup: [{ count: 5000, concurrency: 8 }, { count: 3000, concurrency: 1 }], failovers: 3 };
 console.log(
   `raft bench: 3 nodes on 127.0.0.1, WAL with fsync, ${valueBytes}-byte values, ${args.quick ? "quick" : "full"} plan, ` +
-    `c=1 in ${plan.c1Rounds} rounds of ${plan.c1RoundPuts} puts alternating between the systems`,
+    `c=1 in ${plan.c1Rounds} rounds of ${plan.c1RoundPuts} puts alternating between the systems, after an unmeasured one each`,
 );
 const withEtcd = etcdInstalled();
 const results = await benchAll(plan, withEtcd);
